@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test Pensieve (run as root).
+# Idempotent: packages already present are skipped by apt.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config git
+      nlohmann-json3-dev libhwy-dev libpcre2-dev libcpp-httplib-dev libcli11-dev libutf8proc-dev
+      libgtest-dev libgmock-dev curl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

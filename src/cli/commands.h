@@ -1,0 +1,11 @@
+#pragma once
+// Each `pensieve` subcommand lives in its own cmd_*.cpp and registers itself here.
+// Contract: Register* adds a subcommand to `app` and sets its callback; the callback returns normally on
+// success and throws pensieve::Error (printed as "error: ..." with exit code 1) on bad input.
+#include <CLI/CLI.hpp>
+
+namespace pensieve::cli {
+
+void RegisterVersion(CLI::App& app);
+
+}  // namespace pensieve::cli

@@ -1,0 +1,20 @@
+// pensieve: one binary, subcommands registered by the cmd_*.cpp files.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pensieve: a local LLM inference server"};
+  app.require_subcommand(1);
+  pensieve::cli::RegisterVersion(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const pensieve::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
