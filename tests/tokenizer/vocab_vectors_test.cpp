@@ -61,7 +61,10 @@ INSTANTIATE_TEST_SUITE_P(
         VectorCase{"gguf_gpt_2", "vocab/ggml-vocab-gpt-2.gguf", "vocab/ggml-vocab-gpt-2.gguf.inp",
                    "vocab/ggml-vocab-gpt-2.gguf.out", true},
         VectorCase{"gguf_deepseek_coder", "vocab/ggml-vocab-deepseek-coder.gguf",
-                   "vocab/ggml-vocab-deepseek-coder.gguf.inp", "vocab/ggml-vocab-deepseek-coder.gguf.out", true},
+                   "vocab/ggml-vocab-deepseek-coder.gguf.inp", "vocab/ggml-vocab-deepseek-coder.gguf.out",
+                   // "Führer" encodes through the user-defined added token "ü" (HF does the same: id 32009),
+                   // which the byte-level decoder reads as the lone byte 0xFC: HF's decode gives U+FFFD too.
+                   false},
         VectorCase{"gguf_mpt", "vocab/ggml-vocab-mpt.gguf", "vocab/ggml-vocab-mpt.gguf.inp",
                    "vocab/ggml-vocab-mpt.gguf.out", true},
         VectorCase{"json_llama_bpe", "tokenizers/llama-3.1", "vocab/ggml-vocab-llama-bpe.gguf.inp",
