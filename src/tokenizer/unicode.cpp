@@ -187,23 +187,8 @@ void AppendByteLevel(std::string& out, std::string_view bytes) {
   for (char c : bytes) out.append(t[static_cast<uint8_t>(c)]);
 }
 
-std::string NormalizeUnicode(std::string_view s, NormalForm form) {
-  int opts = UTF8PROC_STABLE;
-  switch (form) {
-    case NormalForm::kNFC: opts |= UTF8PROC_COMPOSE; break;
-    case NormalForm::kNFD: opts |= UTF8PROC_DECOMPOSE; break;
-    case NormalForm::kNFKC: opts |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    case NormalForm::kNFKD: opts |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
-  }
-  // Pure ASCII is invariant under every normal form: skip the library call.
-  bool ascii = true;
-  for (char c : s) {
-    if (static_cast<uint8_t>(c) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return std::string(s);
+namespace {
+std::string NormalizeRun(std::string_view s, int opts) {
   utf8proc_uint8_t* out = nullptr;
   utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
                                     static_cast<utf8proc_ssize_t>(s.size()), &out,
@@ -212,6 +197,38 @@ std::string NormalizeUnicode(std::string_view s, NormalForm form) {
   std::string r(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
   return r;
+}
+}  // namespace
+
+std::string NormalizeUnicode(std::string_view s, NormalForm form) {
+  int opts = UTF8PROC_STABLE;
+  switch (form) {
+    case NormalForm::kNFC: opts |= UTF8PROC_COMPOSE; break;
+    case NormalForm::kNFD: opts |= UTF8PROC_DECOMPOSE; break;
+    case NormalForm::kNFKC: opts |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
+    case NormalForm::kNFKD: opts |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+  }
+  // Every ASCII character is a normalization boundary in all four forms (a starter that is unchanged and never
+  // composes with what precedes it), so only each run of non-ASCII bytes, together with the ASCII character
+  // just before it (a possible base for combining marks), needs the library; the rest is copied.
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && static_cast<uint8_t>(s[run]) < 0x80) ++run;
+    if (run == s.size()) {
+      out.append(s.substr(i));
+      break;
+    }
+    size_t begin = run > i ? run - 1 : run;  // include the preceding ASCII base, if any
+    out.append(s.substr(i, begin - i));
+    size_t end = run;
+    while (end < s.size() && static_cast<uint8_t>(s[end]) >= 0x80) ++end;
+    out += NormalizeRun(s.substr(begin, end - begin), opts);
+    i = end;
+  }
+  return out;
 }
 
 std::string Lowercase(std::string_view s) {

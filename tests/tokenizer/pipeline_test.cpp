@@ -112,3 +112,15 @@ TEST(Decoders, CleanUpTokenizationSpaces) {
 
 }  // namespace
 }  // namespace pensieve::tok
+
+namespace pensieve::tok {
+namespace {
+TEST(Unicode, NormalizationAcrossAsciiBoundaries) {
+  // Combining acute after an ASCII base, Hangul jamo composing into a syllable, and a run at the very start.
+  EXPECT_EQ(NormalizeUnicode("cafe\xCC\x81 ok", NormalForm::kNFC), "caf\xC3\xA9 ok");
+  EXPECT_EQ(NormalizeUnicode("\xE1\x84\x80\xE1\x85\xA1!", NormalForm::kNFC), "\xEA\xB0\x80!");  // U+1100 U+1161 -> U+AC00
+  EXPECT_EQ(NormalizeUnicode("\xCC\x81" "a", NormalForm::kNFC), "\xCC\x81" "a");  // lone mark stays
+  EXPECT_EQ(NormalizeUnicode("x\xEF\xAC\x81y\xE2\x84\xA2", NormalForm::kNFKC), "xfiyTM");
+}
+}  // namespace
+}  // namespace pensieve::tok
