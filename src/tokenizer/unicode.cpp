@@ -157,6 +157,7 @@ bool IsAlphanumeric(uint32_t cp) {
 namespace {
 struct ByteLevelTables {
   std::array<std::string, 256> chars;
+  uint8_t packed[256][3];  // [0] = length (1 or 2), then the UTF-8 bytes
   std::array<int16_t, 324> inverse;  // code points used all lie below 0x144
   ByteLevelTables() {
     inverse.fill(-1);
@@ -169,6 +170,8 @@ struct ByteLevelTables {
       uint32_t cp = printable(b) ? b : next++;
       AppendUtf8(chars[b], cp);
       inverse[cp] = static_cast<int16_t>(b);
+      packed[b][0] = static_cast<uint8_t>(chars[b].size());
+      for (size_t k = 0; k < chars[b].size(); ++k) packed[b][1 + k] = static_cast<uint8_t>(chars[b][k]);
     }
   }
 };
@@ -183,8 +186,17 @@ const std::array<std::string, 256>& ByteLevelChars() { return Tables().chars; }
 int ByteLevelByte(uint32_t cp) { return cp < 324 ? Tables().inverse[cp] : -1; }
 
 void AppendByteLevel(std::string& out, std::string_view bytes) {
-  const auto& t = Tables().chars;
-  for (char c : bytes) out.append(t[static_cast<uint8_t>(c)]);
+  const auto& t = Tables().packed;
+  size_t n = out.size();
+  out.resize(n + bytes.size() * 2);
+  char* p = out.data() + n;
+  for (char c : bytes) {
+    const uint8_t* e = t[static_cast<uint8_t>(c)];
+    p[0] = static_cast<char>(e[1]);
+    p[1] = static_cast<char>(e[2]);
+    p += e[0];
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
 }
 
 namespace {
