@@ -98,7 +98,7 @@ struct ModelConfig {
 
 // Parses config.json text. `file` names it in errors. Does not read generation_config.json.
 ModelConfig ParseModelConfig(std::string_view json_text, const std::string& file);
-ModelConfig ParseModelConfig(const nlohmann::json& j, const std::string& file);
+ModelConfig ParseModelConfigJson(const nlohmann::json& j, const std::string& file);
 
 // Loads <dir>/config.json (or a path to a config.json) and, when present, generation_config.json beside it
 // (its eos_token_id list is merged into eos_token_ids). Throws Error naming the file.
