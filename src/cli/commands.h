@@ -7,5 +7,8 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterInfo(CLI::App& app);
+void RegisterQuantize(CLI::App& app);
+void RegisterRandomModel(CLI::App& app);
 
 }  // namespace pensieve::cli
