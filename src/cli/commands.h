@@ -7,5 +7,7 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterGenerate(CLI::App& app);
+void RegisterBench(CLI::App& app);
 
 }  // namespace pensieve::cli

@@ -8,6 +8,8 @@ int main(int argc, char** argv) {
   CLI::App app{"pensieve: a local LLM inference server"};
   app.require_subcommand(1);
   pensieve::cli::RegisterVersion(app);
+  pensieve::cli::RegisterGenerate(app);
+  pensieve::cli::RegisterBench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
