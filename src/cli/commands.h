@@ -10,5 +10,7 @@ void RegisterVersion(CLI::App& app);
 void RegisterInfo(CLI::App& app);
 void RegisterQuantize(CLI::App& app);
 void RegisterRandomModel(CLI::App& app);
+void RegisterGenerate(CLI::App& app);
+void RegisterBench(CLI::App& app);
 
 }  // namespace pensieve::cli

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   pensieve::cli::RegisterInfo(app);
   pensieve::cli::RegisterQuantize(app);
   pensieve::cli::RegisterRandomModel(app);
+  pensieve::cli::RegisterGenerate(app);
+  pensieve::cli::RegisterBench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
