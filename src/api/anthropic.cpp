@@ -516,15 +516,16 @@ std::string AnthropicStreamEncoder::Event(const ChatEvent& e) {
       finished_ = true;
       return out;
     }
-    case ChatEvent::Kind::kError: {
-      bool overloaded = e.stop_reason == StopReason::kCancelled;
-      out += Frame({{"type", "error"},
-                    {"error", {{"type", overloaded ? "overloaded_error" : "api_error"}, {"message", e.text}}}});
-      finished_ = true;
-      return out;
-    }
+    case ChatEvent::Kind::kError:
+      return Error("api_error", e.text);
   }
   return out;
+}
+
+std::string AnthropicStreamEncoder::Error(const std::string& type, const std::string& message) {
+  if (finished_) return "";
+  finished_ = true;
+  return Frame({{"type", "error"}, {"error", {{"type", type}, {"message", message}}}});
 }
 
 std::string AnthropicStreamEncoder::KeepAlive() {

@@ -54,6 +54,8 @@ class AnthropicStreamEncoder {
   // Sent when nothing happened for a while: a ping, and (after message_start) an empty delta in an open
   // block, because Claude Code's stream watchdog ignores pings.
   std::string KeepAlive();
+  // A mid-stream failure: `event: error` (type "api_error", "overloaded_error", ...); nothing follows it.
+  std::string Error(const std::string& type, const std::string& message);
   bool finished() const { return finished_; }
 
  private:
