@@ -7,6 +7,9 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterInfo(CLI::App& app);
+void RegisterQuantize(CLI::App& app);
+void RegisterRandomModel(CLI::App& app);
 void RegisterGenerate(CLI::App& app);
 void RegisterBench(CLI::App& app);
 
