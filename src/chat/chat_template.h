@@ -66,10 +66,16 @@ class ChatTemplate {
   std::unique_ptr<Impl> impl_;
 };
 
-// The chat template of a model: `chat_template` in tokenizer_config.json (a string, or a list of
-// {name, template} where "default" wins), else chat_template.jinja, else the GGUF key tokenizer.chat_template.
+// The chat template of a model, looked up as transformers does: chat_template.jinja, else chat_template.json
+// ({"chat_template": ...}), else `chat_template` in tokenizer_config.json (a string, or a list of
+// {name, template} where "default" wins). `model_path` is the model directory or a file inside it.
+// (GGUF `tokenizer.chat_template`: see the .cpp; it needs the GGUF reader from the tokenizer layer.)
 // nullopt when the model has none (callers fall back to ChatML and warn).
 std::optional<std::string> FindChatTemplate(const std::string& model_path);
+
+// The template transformers would pick: the "tool_use" one when tools are passed and the model names one,
+// else FindChatTemplate().
+std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools);
 
 // A named template from tokenizer_config.json's list form (e.g. "tool_use"); nullopt when absent.
 std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, const std::string& name);

@@ -84,6 +84,12 @@ std::optional<std::string> FindChatTemplate(const std::string& model_path) {
   return std::nullopt;
 }
 
+std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools) {
+  if (with_tools)
+    if (auto t = FindNamedChatTemplate(model_path, "tool_use")) return t;
+  return FindChatTemplate(model_path);
+}
+
 std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, const std::string& name) {
   fs::path dir = ModelDir(model_path);
   for (const auto& [n, tmpl] : ConfigTemplates(dir))

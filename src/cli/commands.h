@@ -7,5 +7,6 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterTemplate(CLI::App& app);
 
 }  // namespace pensieve::cli

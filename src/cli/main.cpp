@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pensieve: a local LLM inference server"};
   app.require_subcommand(1);
   pensieve::cli::RegisterVersion(app);
+  pensieve::cli::RegisterTemplate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
