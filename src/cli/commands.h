@@ -8,5 +8,7 @@ namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
 void RegisterTemplate(CLI::App& app);
+void RegisterTokenize(CLI::App& app);
+void RegisterDetokenize(CLI::App& app);
 
 }  // namespace pensieve::cli

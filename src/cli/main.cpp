@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   pensieve::cli::RegisterVersion(app);
   pensieve::cli::RegisterTemplate(app);
+  pensieve::cli::RegisterTokenize(app);
+  pensieve::cli::RegisterDetokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
