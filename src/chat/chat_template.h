@@ -69,7 +69,7 @@ class ChatTemplate {
 // The chat template of a model, looked up as transformers does: chat_template.jinja, else chat_template.json
 // ({"chat_template": ...}), else `chat_template` in tokenizer_config.json (a string, or a list of
 // {name, template} where "default" wins). `model_path` is the model directory or a file inside it.
-// (GGUF `tokenizer.chat_template`: see the .cpp; it needs the GGUF reader from the tokenizer layer.)
+// For a .gguf file: the metadata key tokenizer.chat_template (named ones: tokenizer.chat_template.<name>).
 // nullopt when the model has none (callers fall back to ChatML and warn).
 std::optional<std::string> FindChatTemplate(const std::string& model_path);
 
@@ -81,6 +81,14 @@ std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bo
 std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, const std::string& name);
 // Names of all templates a model offers ("default" for a plain string template).
 std::vector<std::string> ChatTemplateNames(const std::string& model_path);
+
+// bos_token/eos_token text as the template sees it: tokenizer_config.json (strings or {"content": ...}),
+// or a GGUF file's tokenizer.ggml.{bos,eos}_token_id looked up in tokenizer.ggml.tokens. Empty when absent.
+struct SpecialTokens {
+  std::string bos;
+  std::string eos;
+};
+SpecialTokens FindSpecialTokens(const std::string& model_path);
 
 // The documented fallback for models without a template: ChatML
 //   <|im_start|>{role}\n{content}<|im_end|>\n ... and "<|im_start|>assistant\n" when a reply is wanted.

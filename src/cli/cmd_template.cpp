@@ -4,10 +4,10 @@
 //                     [--tools FILE.json] [--no-generation-prompt] [--vars JSON]
 //
 // Prints the rendered prompt byte for byte, with nothing added. --messages holds a JSON array of messages
-// (or an object with "messages" and optionally "tools"). With --model, bos/eos come from the model's
-// tokenizer_config.json; a model without a template is rendered with the ChatML fallback (warning on stderr).
+// (or an object with "messages" and optionally "tools"). --model takes an HF directory (or a file in it) or a
+// .gguf file; bos/eos then come from the model (tokenizer_config.json or GGUF metadata), --bos/--eos override.
+// A model without a template is rendered with the ChatML fallback (warning on stderr).
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -48,15 +48,6 @@ Json ParseJson(const std::string& text, const std::string& where) {
   }
 }
 
-// tokenizer_config.json writes special tokens as strings or as AddedToken objects {"content": ...}.
-std::string TokenText(const Json& cfg, const char* key) {
-  if (!cfg.is_object() || !cfg.contains(key)) return "";
-  const Json& t = cfg[key];
-  if (t.is_string()) return t.get<std::string>();
-  if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
-  return "";
-}
-
 void Run(const TemplateOptions& o, const CLI::App& cmd) {
   if (o.model.empty() == o.template_file.empty()) throw Error("give exactly one of --model or --template");
   chat::RenderInput in;
@@ -82,10 +73,6 @@ void Run(const TemplateOptions& o, const CLI::App& cmd) {
   if (!o.template_file.empty()) {
     source = ReadAll(o.template_file, "template");
   } else {
-    std::filesystem::path p(o.model);
-    if (p.extension() == ".gguf")
-      throw Error(o.model + ": GGUF chat templates are not supported yet; pass --template with the template text");
-    std::filesystem::path dir = std::filesystem::is_directory(p) ? p : p.parent_path();
     auto found = chat::FindChatTemplateFor(o.model, !in.tools.is_null());
     if (found) {
       source = *found;
@@ -93,12 +80,9 @@ void Run(const TemplateOptions& o, const CLI::App& cmd) {
       std::fprintf(stderr, "warning: %s has no chat template; using the ChatML fallback\n", o.model.c_str());
       source = chat::kChatMLFallbackTemplate;
     }
-    std::filesystem::path cfg_path = dir / "tokenizer_config.json";
-    if (std::filesystem::is_regular_file(cfg_path)) {
-      Json cfg = ParseJson(ReadAll(cfg_path.string(), "tokenizer config"), cfg_path.string());
-      in.bos_token = TokenText(cfg, "bos_token");
-      in.eos_token = TokenText(cfg, "eos_token");
-    }
+    chat::SpecialTokens special = chat::FindSpecialTokens(o.model);
+    in.bos_token = special.bos;
+    in.eos_token = special.eos;
   }
   if (cmd.count("--bos")) in.bos_token = o.bos;
   if (cmd.count("--eos")) in.eos_token = o.eos;
