@@ -11,20 +11,20 @@
 namespace pensieve::backend {
 
 KvCache::KvCache(const KvCacheConfig& config) : config_(config) {
-  Require(config.layers > 0 && config.kv_heads > 0 && config.head_dim > 0 && config.block_tokens > 0,
-          "kv cache: layers, kv_heads, head_dim and block_tokens must be positive");
-  Require(config.max_sequences > 0 && config.max_context > 0,
-          "kv cache: max_sequences and max_context must be positive");
+  if (!(config.layers > 0 && config.kv_heads > 0 && config.head_dim > 0 && config.block_tokens > 0))
+    throw Error("kv cache: layers, kv_heads, head_dim and block_tokens must be positive");
+  if (!(config.max_sequences > 0 && config.max_context > 0))
+    throw Error("kv cache: max_sequences and max_context must be positive");
   layer_floats_ = int64_t{config.block_tokens} * kv_dim();
   block_floats_ = int64_t{config.layers} * 2 * layer_floats_;
   num_blocks_ = std::max<int64_t>(1, config.budget_bytes / block_bytes());
-  Require(num_blocks_ < (int64_t{1} << 31), "kv cache: too many blocks");
+  if (!(num_blocks_ < (int64_t{1} << 31))) throw Error("kv cache: too many blocks");
   max_blocks_per_seq_ = (config.max_context + config.block_tokens - 1) / config.block_tokens;
 
   // Anonymous mapping: pages become resident only when a block is first written.
   size_t bytes = static_cast<size_t>(pool_bytes());
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  Require(p != MAP_FAILED, "kv cache: cannot reserve " + std::to_string(bytes) + " bytes");
+  if (!(p != MAP_FAILED)) throw Error("kv cache: cannot reserve " + std::to_string(bytes) + " bytes");
   pool_ = static_cast<float*>(p);
 
   free_list_.reserve(num_blocks_);
@@ -40,21 +40,17 @@ KvCache::~KvCache() {
 }
 
 const KvCache::Sequence& KvCache::Seq(int seq) const {
-  Require(seq >= 0 && seq < static_cast<int>(seqs_.size()) && seqs_[seq].live,
-          "kv cache: no live sequence " + std::to_string(seq));
+  if (!(seq >= 0 && seq < static_cast<int>(seqs_.size()) && seqs_[seq].live))
+    throw Error("kv cache: no live sequence " + std::to_string(seq));
   return seqs_[seq];
 }
-KvCache::Sequence& KvCache::Seq(int seq) {
-  return const_cast<Sequence&>(static_cast<const KvCache*>(this)->Seq(seq));
-}
+KvCache::Sequence& KvCache::Seq(int seq) { return const_cast<Sequence&>(static_cast<const KvCache*>(this)->Seq(seq)); }
 
-bool KvCache::IsLive(int seq) const {
-  return seq >= 0 && seq < static_cast<int>(seqs_.size()) && seqs_[seq].live;
-}
+bool KvCache::IsLive(int seq) const { return seq >= 0 && seq < static_cast<int>(seqs_.size()) && seqs_[seq].live; }
 
 int KvCache::NewSequence() {
-  Require(!free_seqs_.empty(),
-          "kv cache: all " + std::to_string(config_.max_sequences) + " sequence slots are in use");
+  if (!(!free_seqs_.empty()))
+    throw Error("kv cache: all " + std::to_string(config_.max_sequences) + " sequence slots are in use");
   int seq = free_seqs_.back();
   free_seqs_.pop_back();
   Sequence& s = seqs_[seq];
@@ -67,7 +63,7 @@ int KvCache::NewSequence() {
 
 int KvCache::Fork(int seq, int64_t n_tokens) {
   const Sequence& src = Seq(seq);
-  Require(n_tokens >= 0 && n_tokens <= src.length, "kv cache: fork length out of range");
+  if (!(n_tokens >= 0 && n_tokens <= src.length)) throw Error("kv cache: fork length out of range");
   int child = NewSequence();
   Sequence& dst = seqs_[child];
   const Sequence& src2 = seqs_[seq];  // NewSequence does not move seqs_ (sized once), but re-read anyway
@@ -105,9 +101,9 @@ bool KvCache::CanAppend(int seq, int64_t n) const {
 }
 
 void KvCache::Append(int seq, int64_t n) {
-  Require(CanAppend(seq, n), "kv cache: no room to append " + std::to_string(n) + " tokens to sequence " +
-                                 std::to_string(seq) + " (" + std::to_string(free_blocks()) +
-                                 " free blocks, length " + std::to_string(Length(seq)) + ")");
+  if (!(CanAppend(seq, n)))
+    throw Error("kv cache: no room to append " + std::to_string(n) + " tokens to sequence " + std::to_string(seq) +
+                " (" + std::to_string(free_blocks()) + " free blocks, length " + std::to_string(Length(seq)) + ")");
   Sequence& s = seqs_[seq];
   if (n == 0) return;
   if (s.length % config_.block_tokens != 0 && refcount_[s.blocks.back()] > 1) {
@@ -122,7 +118,7 @@ void KvCache::Append(int seq, int64_t n) {
 
 void KvCache::Truncate(int seq, int64_t length) {
   Sequence& s = Seq(seq);
-  Require(length >= 0 && length <= s.length, "kv cache: truncate length out of range");
+  if (!(length >= 0 && length <= s.length)) throw Error("kv cache: truncate length out of range");
   int64_t keep = (length + config_.block_tokens - 1) / config_.block_tokens;
   while (static_cast<int64_t>(s.blocks.size()) > keep) {
     Release(s.blocks.back());

@@ -38,15 +38,15 @@ MatRef MatRef::RowSlice(int64_t begin, int64_t count) const {
 }
 
 void MatRef::Validate(const std::string& what) const {
-  Require(rows > 0 && cols > 0 && data, what + ": empty weight");
-  Require(type < FloatType::kCount, what + ": bad float type");
+  if (!(rows > 0 && cols > 0 && data)) throw Error(what + ": empty weight");
+  if (!(type < FloatType::kCount)) throw Error(what + ": bad float type");
   if (kind == Kind::kAffine) {
-    Require(bits >= 1 && bits <= 8, what + ": unsupported quantization bits " + std::to_string(bits));
-    Require(group_size > 0 && cols % group_size == 0,
-            what + ": columns " + std::to_string(cols) + " not a multiple of group size " +
-                std::to_string(group_size));
-    Require((cols * bits) % 32 == 0, what + ": packed row is not a whole number of u32 words");
-    Require(scales != nullptr, what + ": quantized weight without scales");
+    if (!(bits >= 1 && bits <= 8)) throw Error(what + ": unsupported quantization bits " + std::to_string(bits));
+    if (!(group_size > 0 && cols % group_size == 0))
+      throw Error(what + ": columns " + std::to_string(cols) + " not a multiple of group size " +
+                  std::to_string(group_size));
+    if (!((cols * bits) % 32 == 0)) throw Error(what + ": packed row is not a whole number of u32 words");
+    if (!(scales != nullptr)) throw Error(what + ": quantized weight without scales");
   }
 }
 
@@ -87,12 +87,15 @@ uint16_t F32ToF16(float f) {
   if (std::isnan(f)) return 0x7e00;
   if (a >= 65520.0f) return sign | 0x7c00;
   int e;
-  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+  std::frexp(a, &e);               // a = m * 2^e, m in [0.5, 1)
   int exp = std::max(e - 1, -14);  // unbiased exponent of the f16 result (subnormals share -14)
   float step = std::ldexp(1.0f, exp - 10);
   float q = std::nearbyint(a / step);  // default rounding mode: nearest even
   uint32_t m = static_cast<uint32_t>(q);
-  if (m >= 2048) { m >>= 1; ++exp; }
+  if (m >= 2048) {
+    m >>= 1;
+    ++exp;
+  }
   if (m < 1024) return sign | static_cast<uint16_t>(m);  // subnormal (exp == -14)
   if (exp > 15) return sign | 0x7c00;
   return sign | static_cast<uint16_t>(((exp + 15) << 10) | (m & 0x3ff));
@@ -100,10 +103,14 @@ uint16_t F32ToF16(float f) {
 
 float LoadFloat(FloatType type, const void* base, int64_t i) {
   switch (type) {
-    case FloatType::kF32: return static_cast<const float*>(base)[i];
-    case FloatType::kBF16: return Bf16ToF32(static_cast<const uint16_t*>(base)[i]);
-    case FloatType::kF16: return F16ToF32(static_cast<const uint16_t*>(base)[i]);
-    default: return 0;
+    case FloatType::kF32:
+      return static_cast<const float*>(base)[i];
+    case FloatType::kBF16:
+      return Bf16ToF32(static_cast<const uint16_t*>(base)[i]);
+    case FloatType::kF16:
+      return F16ToF32(static_cast<const uint16_t*>(base)[i]);
+    default:
+      return 0;
   }
 }
 
@@ -213,8 +220,8 @@ void GeluMul(const float* gate, const float* up, int64_t n, float* out) {
 
 void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
   for (size_t t = 0; t < ids.size(); ++t) {
-    Require(ids[t] >= 0 && ids[t] < table.rows,
-            "token id " + std::to_string(ids[t]) + " outside vocabulary of " + std::to_string(table.rows));
+    if (!(ids[t] >= 0 && ids[t] < table.rows))
+      throw Error("token id " + std::to_string(ids[t]) + " outside vocabulary of " + std::to_string(table.rows));
     DequantizeRow(table, ids[t], out + t * table.cols);
   }
 }
@@ -225,12 +232,10 @@ std::unique_ptr<KvCache> ReferenceBackend::CreateKvCache(const KvCacheConfig& co
 void ReferenceBackend::MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
   ref::MatMul(x, T, w, bias, y);
 }
-void ReferenceBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
-                               float* y) {
+void ReferenceBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
   ref::RmsNorm(x, weight, rows, dim, eps, y);
 }
-void ReferenceBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos,
-                            const RopeParams& rope) {
+void ReferenceBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope) {
   ref::Rope(x, T, heads, head_dim, pos, rope);
 }
 void ReferenceBackend::WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos,

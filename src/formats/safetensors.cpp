@@ -444,4 +444,44 @@ void SafetensorsWriter::Write(const std::string& path) const {
   }
 }
 
+std::vector<std::string> SafetensorsWriter::WriteModelDir(const std::string& dir, uint64_t max_shard_bytes) const {
+  uint64_t total = 0;
+  for (const auto& e : entries_) total += e.nbytes;
+  if (total <= max_shard_bytes) {
+    Write((fs::path(dir) / "model.safetensors").string());
+    return {"model.safetensors"};
+  }
+  std::vector<std::vector<size_t>> shards(1);
+  uint64_t cur = 0;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (cur > 0 && cur + entries_[i].nbytes > max_shard_bytes) {
+      shards.emplace_back();
+      cur = 0;
+    }
+    shards.back().push_back(i);
+    cur += entries_[i].nbytes;
+  }
+  std::vector<std::string> names;
+  json weight_map = json::object();
+  for (size_t s = 0; s < shards.size(); ++s) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    SafetensorsWriter w;
+    w.metadata_ = metadata_;
+    for (size_t i : shards[s]) {
+      w.entries_.push_back(entries_[i]);
+      weight_map[entries_[i].name] = name;
+    }
+    w.Write((fs::path(dir) / name).string());
+    names.push_back(name);
+  }
+  json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+  std::ofstream out(index_path);
+  out << index.dump(2) << "\n";
+  if (!out) throw Error(index_path + ": write failed");
+  names.push_back("model.safetensors.index.json");
+  return names;
+}
+
 }  // namespace pensieve

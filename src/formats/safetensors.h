@@ -152,6 +152,12 @@ class SafetensorsWriter {
   void AddLazy(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce);
   // Writes the file (to path + ".tmp", then renames). Throws Error on I/O failure or duplicate names.
   void Write(const std::string& path) const;
+  // Writes the tensors into model directory `dir` as mlx-lm and transformers do: one `model.safetensors` when
+  // the data fits in max_shard_bytes, else `model-0000i-of-0000N.safetensors` shards (tensors in the order
+  // added, a new shard when the next tensor would overflow the current one) plus
+  // `model.safetensors.index.json` ({"metadata": {"total_size": N}, "weight_map": {name: shard}}).
+  // Returns the files written (names relative to dir).
+  std::vector<std::string> WriteModelDir(const std::string& dir, uint64_t max_shard_bytes = 5ull << 30) const;
   // Bytes the file will have.
   uint64_t FileBytes() const;
   size_t size() const { return entries_.size(); }

@@ -16,12 +16,12 @@ std::unique_ptr<Model> Model::Load(const std::string& path, backend::Backend& ba
 Model::Model(backend::Backend& backend, ModelConfig config, TensorStore store, const LoadOptions& opts)
     : backend_(backend), config_(std::move(config)), store_(std::move(store)) {
   const ModelConfig& c = config_;
-  Require(c.hidden_act == Activation::kSilu || c.hidden_act == Activation::kGeluTanh,
-          store_.path() + ": config.json: hidden_act not supported (silu, gelu_pytorch_tanh)");
-  Require(c.head_dim <= 1024 && c.rotary_dim <= c.head_dim && c.rotary_dim % 2 == 0,
-          store_.path() + ": config.json: head_dim/rotary_dim out of range");
-  Require(c.num_attention_heads % c.num_key_value_heads == 0,
-          store_.path() + ": config.json: num_attention_heads not a multiple of num_key_value_heads");
+  if (!(c.hidden_act == Activation::kSilu || c.hidden_act == Activation::kGeluTanh))
+    throw Error(store_.path() + ": config.json: hidden_act not supported (silu, gelu_pytorch_tanh)");
+  if (!(c.head_dim <= 1024 && c.rotary_dim <= c.head_dim && c.rotary_dim % 2 == 0))
+    throw Error(store_.path() + ": config.json: head_dim/rotary_dim out of range");
+  if (!(c.num_attention_heads % c.num_key_value_heads == 0))
+    throw Error(store_.path() + ": config.json: num_attention_heads not a multiple of num_key_value_heads");
   weights_ = BindWeights(c, store_);
 
   max_context_ = opts.max_context > 0 ? opts.max_context : c.max_position_embeddings;
@@ -76,17 +76,19 @@ int64_t Model::LogitRows(std::span<const ForwardItem> items) {
 void Model::Forward(std::span<const ForwardItem> items, std::span<float> logits) {
   const int64_t vocab = config_.vocab_size;
   // Validate everything before touching the cache.
-  Require(static_cast<int64_t>(logits.size()) >= LogitRows(items) * vocab, "forward: logits buffer too small");
+  if (!(static_cast<int64_t>(logits.size()) >= LogitRows(items) * vocab))
+    throw Error("forward: logits buffer too small");
   for (size_t i = 0; i < items.size(); ++i) {
     const ForwardItem& it = items[i];
-    Require(!it.tokens.empty(), "forward: item " + std::to_string(i) + " has no tokens");
-    for (size_t j = 0; j < i; ++j) Require(items[j].seq != it.seq, "forward: sequence appears twice in one call");
-    Require(kv_->CanAppend(it.seq, static_cast<int64_t>(it.tokens.size())),
-            "forward: sequence " + std::to_string(it.seq) + " cannot take " + std::to_string(it.tokens.size()) +
-                " more tokens (KV cache full or context limit " + std::to_string(max_context_) + ")");
+    if (!(!it.tokens.empty())) throw Error("forward: item " + std::to_string(i) + " has no tokens");
+    for (size_t j = 0; j < i; ++j)
+      if (!(items[j].seq != it.seq)) throw Error("forward: sequence appears twice in one call");
+    if (!(kv_->CanAppend(it.seq, static_cast<int64_t>(it.tokens.size()))))
+      throw Error("forward: sequence " + std::to_string(it.seq) + " cannot take " + std::to_string(it.tokens.size()) +
+                  " more tokens (KV cache full or context limit " + std::to_string(max_context_) + ")");
     for (int32_t id : it.tokens)
-      Require(id >= 0 && id < vocab, "forward: token id " + std::to_string(id) + " outside vocabulary of " +
-                                         std::to_string(vocab));
+      if (!(id >= 0 && id < vocab))
+        throw Error("forward: token id " + std::to_string(id) + " outside vocabulary of " + std::to_string(vocab));
   }
   // Flatten the batch: one row per token, with its sequence and position.
   tokens_.clear(), seqs_.clear(), pos_.clear(), long_rope_.clear(), logit_rows_.clear();
@@ -121,8 +123,7 @@ void Model::ForwardChunk(int64_t begin, int64_t end, std::span<float> logits) {
   auto last = std::lower_bound(logit_rows_.begin(), logit_rows_.end(), end);
   const int64_t R = last - first;
   if (R == 0) return;
-  for (int64_t r = 0; r < R; ++r)
-    std::copy_n(x_.data() + (first[r] - begin) * H, H, xb_.data() + r * H);
+  for (int64_t r = 0; r < R; ++r) std::copy_n(x_.data() + (first[r] - begin) * H, H, xb_.data() + r * H);
   backend_.RmsNorm(xb_.data(), weights_.final_norm.data(), R, H, static_cast<float>(c.rms_norm_eps), xb_.data());
   const int64_t out_row = first - logit_rows_.begin();
   backend_.MatMul(xb_.data(), R, weights_.lm_head, nullptr, logits.data() + out_row * c.vocab_size);
