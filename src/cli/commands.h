@@ -7,5 +7,10 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterInfo(CLI::App& app);
+void RegisterQuantize(CLI::App& app);
+void RegisterRandomModel(CLI::App& app);
+void RegisterGenerate(CLI::App& app);
+void RegisterBench(CLI::App& app);
 
 }  // namespace pensieve::cli

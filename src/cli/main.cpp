@@ -8,6 +8,11 @@ int main(int argc, char** argv) {
   CLI::App app{"pensieve: a local LLM inference server"};
   app.require_subcommand(1);
   pensieve::cli::RegisterVersion(app);
+  pensieve::cli::RegisterInfo(app);
+  pensieve::cli::RegisterQuantize(app);
+  pensieve::cli::RegisterRandomModel(app);
+  pensieve::cli::RegisterGenerate(app);
+  pensieve::cli::RegisterBench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

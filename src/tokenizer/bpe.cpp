@@ -1,0 +1,199 @@
+#include <algorithm>
+#include <cstdio>
+#include <queue>
+
+#include "tokenizer/models.h"
+#include "util/error.h"
+
+namespace pensieve::tok {
+namespace {
+
+constexpr size_t kMaxCachedWord = 256;
+constexpr size_t kMaxCacheEntries = 1 << 18;
+
+uint64_t PairKey(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+void FillByteIds(const Vocab& vocab, int32_t* ids) {
+  char name[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    auto it = vocab.find(std::string_view(name));
+    ids[b] = it == vocab.end() ? -1 : it->second;
+  }
+}
+
+}  // namespace
+
+BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges,
+                   BpeOptions options, const std::string& where)
+    : vocab_(std::move(vocab)), opt_(std::move(options)) {
+  int32_t max_id = -1;
+  for (const auto& [tok, id] : vocab_) {
+    Require(id >= 0 && id < (1 << 30), where + ": vocabulary id " + std::to_string(id) + " of token '" + tok +
+                                           "' is out of range");
+    max_id = std::max(max_id, id);
+  }
+  id_to_token_.resize(static_cast<size_t>(max_id + 1));
+  has_id_.assign(static_cast<size_t>(max_id + 1), false);
+  for (const auto& [tok, id] : vocab_) {
+    Require(!has_id_[id], where + ": vocabulary id " + std::to_string(id) + " is used twice");
+    has_id_[id] = true;
+    id_to_token_[id] = tok;
+  }
+  merges_.reserve(merges.size() * 2);
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const auto& [a, b] = merges[rank];
+    auto ia = vocab_.find(a), ib = vocab_.find(b);
+    std::string merged = a;
+    if (!opt_.continuing_subword_prefix.empty() &&
+        b.compare(0, opt_.continuing_subword_prefix.size(), opt_.continuing_subword_prefix) == 0)
+      merged += b.substr(opt_.continuing_subword_prefix.size());
+    else
+      merged += b;
+    auto im = vocab_.find(merged);
+    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
+      throw Error(where + ": merge #" + std::to_string(rank) + " '" + a + " " + b +
+                  "' uses a token missing from the vocabulary");
+    // The first (highest-priority) occurrence of a pair wins.
+    merges_.emplace(PairKey(ia->second, ib->second),
+                    (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second));
+  }
+  if (opt_.unk_token) {
+    auto it = vocab_.find(*opt_.unk_token);
+    if (it != vocab_.end()) unk_id_ = it->second;
+  }
+  FillByteIds(vocab_, byte_ids_);
+  all_bytes_ = std::all_of(byte_ids_, byte_ids_ + 256, [](int32_t v) { return v >= 0; });
+}
+
+std::optional<int32_t> BpeModel::TokenToId(std::string_view token) const {
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string* BpeModel::IdToToken(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size() || !has_id_[id]) return nullptr;
+  return &id_to_token_[id];
+}
+
+void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  if (opt_.ignore_merges) {
+    auto it = vocab_.find(word);
+    if (it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  if (word.size() > kMaxCachedWord) {
+    MergeWord(word, out);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(word);
+    if (it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  size_t start = out.size();
+  MergeWord(word, out);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
+  cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + start, out.end()));
+}
+
+void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const {
+  struct Sym {
+    int32_t id;
+    int32_t prev, next;
+  };
+  std::vector<Sym> syms;
+  syms.reserve(word.size());
+  bool prev_unk = false;
+  std::string scratch;
+  size_t i = 0;
+  while (i < word.size()) {
+    size_t n = 1;
+    uint8_t b = static_cast<uint8_t>(word[i]);
+    if (b >= 0xF0) n = 4; else if (b >= 0xE0) n = 3; else if (b >= 0xC0) n = 2;
+    n = std::min(n, word.size() - i);
+    std::string_view ch = word.substr(i, n);
+    bool first = i == 0, last = i + n == word.size();
+    std::optional<int32_t> id;
+    if (opt_.continuing_subword_prefix.empty() && opt_.end_of_word_suffix.empty()) {
+      auto it = vocab_.find(ch);
+      if (it != vocab_.end()) id = it->second;
+    } else {
+      scratch.clear();
+      if (!first) scratch += opt_.continuing_subword_prefix;
+      scratch += ch;
+      if (last) scratch += opt_.end_of_word_suffix;
+      auto it = vocab_.find(scratch);
+      if (it != vocab_.end()) id = it->second;
+    }
+    if (id) {
+      syms.push_back({*id, 0, 0});
+      prev_unk = false;
+    } else {
+      bool done = false;
+      if (opt_.byte_fallback) {
+        bool ok = true;
+        for (char c : ch) ok = ok && byte_ids_[static_cast<uint8_t>(c)] >= 0;
+        if (ok) {
+          for (char c : ch) syms.push_back({byte_ids_[static_cast<uint8_t>(c)], 0, 0});
+          prev_unk = false;
+          done = true;
+        }
+      }
+      if (!done && unk_id_) {
+        if (!(opt_.fuse_unk && prev_unk)) syms.push_back({*unk_id_, 0, 0});
+        prev_unk = true;
+      }
+    }
+    i += n;
+  }
+  const int32_t n_syms = static_cast<int32_t>(syms.size());
+  for (int32_t k = 0; k < n_syms; ++k) {
+    syms[k].prev = k - 1;
+    syms[k].next = k + 1 < n_syms ? k + 1 : -1;
+  }
+  struct Cand {
+    uint32_t rank;
+    int32_t left;
+    int32_t left_id, right_id, new_id;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> queue;
+  auto push = [&](int32_t left) {
+    int32_t right = syms[left].next;
+    if (right < 0) return;
+    auto it = merges_.find(PairKey(syms[left].id, syms[right].id));
+    if (it == merges_.end()) return;
+    queue.push({static_cast<uint32_t>(it->second >> 32), left, syms[left].id, syms[right].id,
+                static_cast<int32_t>(it->second & 0xFFFFFFFFu)});
+  };
+  for (int32_t k = 0; k + 1 < n_syms; ++k) push(k);
+  while (!queue.empty()) {
+    Cand c = queue.top();
+    queue.pop();
+    Sym& l = syms[c.left];
+    if (l.id != c.left_id || l.next < 0) continue;  // left was merged away or changed
+    Sym& r = syms[l.next];
+    if (r.id != c.right_id) continue;
+    // Merge right into left.
+    l.id = c.new_id;
+    l.next = r.next;
+    if (r.next >= 0) syms[r.next].prev = c.left;
+    r.id = -1;  // dead
+    if (l.prev >= 0) push(l.prev);
+    push(c.left);
+  }
+  for (int32_t k = n_syms > 0 ? 0 : -1; k >= 0; k = syms[k].next) out.push_back(syms[k].id);
+}
+
+}  // namespace pensieve::tok
