@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   pensieve::cli::RegisterRandomModel(app);
   pensieve::cli::RegisterGenerate(app);
   pensieve::cli::RegisterBench(app);
+  pensieve::cli::RegisterTokenize(app);
+  pensieve::cli::RegisterDetokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,6 +10,7 @@ namespace {
 
 constexpr size_t kMaxCachedWord = 256;
 constexpr size_t kMaxCacheEntries = 1 << 18;
+constexpr char kMetaspace[] = "\xE2\x96\x81";
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -65,6 +66,20 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     if (it != vocab_.end()) unk_id_ = it->second;
   }
   FillByteIds(vocab_, byte_ids_);
+  if (vocab_.count(std::string(kMetaspace)) && opt_.continuing_subword_prefix.empty() &&
+      opt_.end_of_word_suffix.empty() && !opt_.ignore_merges) {
+    split_before_metaspace_ = true;
+    for (const auto& [tok, id] : vocab_) {
+      // Find U+2581 preceded by anything other than U+2581.
+      for (size_t p = tok.find(kMetaspace, 1); p != std::string::npos; p = tok.find(kMetaspace, p + 1)) {
+        if (p < 3 || tok.compare(p - 3, 3, kMetaspace) != 0) {
+          split_before_metaspace_ = false;
+          break;
+        }
+      }
+      if (!split_before_metaspace_) break;
+    }
+  }
   all_bytes_ = std::all_of(byte_ids_, byte_ids_ + 256, [](int32_t v) { return v >= 0; });
 }
 
@@ -80,6 +95,21 @@ const std::string* BpeModel::IdToToken(int32_t id) const {
 }
 
 void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  if (split_before_metaspace_ && word.size() > 3) {
+    size_t start = 0;
+    for (size_t p = word.find(kMetaspace, 1); p != std::string_view::npos; p = word.find(kMetaspace, p + 3)) {
+      if (p >= 3 && word.compare(p - 3, 3, kMetaspace) == 0) continue;  // inside a run of U+2581
+      TokenizeChunk(word.substr(start, p - start), out);
+      start = p;
+    }
+    TokenizeChunk(word.substr(start), out);
+    return;
+  }
+  TokenizeChunk(word, out);
+}
+
+void BpeModel::TokenizeChunk(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
   if (opt_.ignore_merges) {
     auto it = vocab_.find(word);
