@@ -14,5 +14,6 @@ void RegisterGenerate(CLI::App& app);
 void RegisterBench(CLI::App& app);
 void RegisterTokenize(CLI::App& app);
 void RegisterDetokenize(CLI::App& app);
+void RegisterServe(CLI::App& app);
 
 }  // namespace pensieve::cli
