@@ -15,5 +15,6 @@ void RegisterBench(CLI::App& app);
 void RegisterTemplate(CLI::App& app);
 void RegisterTokenize(CLI::App& app);
 void RegisterDetokenize(CLI::App& app);
+void RegisterServe(CLI::App& app);
 
 }  // namespace pensieve::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   pensieve::cli::RegisterTemplate(app);
   pensieve::cli::RegisterTokenize(app);
   pensieve::cli::RegisterDetokenize(app);
+  pensieve::cli::RegisterServe(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
