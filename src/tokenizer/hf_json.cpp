@@ -354,8 +354,8 @@ TokenizerParts PartsFromTokenizerJson(const std::string& json_text, const std::s
     p.eos_id = Resolve(p, *eos);
   }
   if (cfg.is_object()) {
-    if (cfg.contains("clean_up_tokenization_spaces") && cfg["clean_up_tokenization_spaces"].is_boolean())
-      p.clean_up_spaces = cfg["clean_up_tokenization_spaces"].get<bool>();
+    // clean_up_tokenization_spaces is not applied: transformers 5 ignores it for BPE models (the only kind
+    // loaded here) because it is destructive (" ." -> "."), and HF's reference outputs follow that.
     std::string cls = cfg.value("tokenizer_class", std::string());
     // transformers rebuilds the post-processor from these flags for Llama-style classes (defaults: BOS on,
     // EOS off) and, in recent versions, for any fast tokenizer whose config sets them explicitly.

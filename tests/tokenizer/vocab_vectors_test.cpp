@@ -68,7 +68,7 @@ INSTANTIATE_TEST_SUITE_P(
         VectorCase{"gguf_mpt", "vocab/ggml-vocab-mpt.gguf", "vocab/ggml-vocab-mpt.gguf.inp",
                    "vocab/ggml-vocab-mpt.gguf.out", true},
         VectorCase{"json_llama_bpe", "tokenizers/llama-3.1", "vocab/ggml-vocab-llama-bpe.gguf.inp",
-                   "vocab/ggml-vocab-llama-bpe.gguf.out", false /* clean_up_tokenization_spaces */},
+                   "vocab/ggml-vocab-llama-bpe.gguf.out", true},
         VectorCase{"json_qwen2", "tokenizers/qwen3", "vocab/ggml-vocab-qwen2.gguf.inp",
                    "vocab/ggml-vocab-qwen2.gguf.out", true},
         VectorCase{"json_deepseek_r1_qwen", "tokenizers/qwen3", "vocab/ggml-vocab-deepseek-r1-qwen.gguf.inp",
