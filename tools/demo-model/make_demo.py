@@ -340,12 +340,49 @@ def make_task(r, family, tools_available):
 
 
 # ============================================================================ synthetic system prompts and tools
+# Knobs for the Claude Code-shaped environments (passed to the workers; defaults = the first three phases):
+# "scale" multiplies the text lengths, "pseudo" is the share of prose words replaced by made-up words,
+# identifiers, paths and flags, which tokenize like real text (about 2 characters a token here, where the
+# fixed prose vocabulary gives about 4.6).
+_OPTS = {"scale": (0.3, 0.9), "pseudo": 0.0}
+_CONS = "bcdfghjklmnprstvwxz"
+_VOWS = "aeiouy"
+
+
+def set_opts(o):
+    _OPTS.update(o)
+
+
+def pseudo_word(r):
+    def syl(k):
+        return "".join(r.choice(_CONS) + r.choice(_VOWS) + (r.choice(_CONS) if r.random() < 0.3 else "")
+                       for _ in range(k))
+    k = r.random()
+    if k < 0.4:
+        return syl(r.randint(1, 4)) + r.choice(["", "", "s", "ed", "ing", "tion", "ly"])
+    if k < 0.5:
+        return syl(r.randint(1, 3)).capitalize()
+    if k < 0.62:
+        return syl(r.randint(1, 2)) + syl(r.randint(1, 2)).capitalize() + r.choice(["", "Id", "()", "Map"])
+    if k < 0.72:
+        return "_".join(syl(r.randint(1, 2)) for _ in range(r.randint(2, 3)))
+    if k < 0.8:
+        return "/".join(syl(r.randint(1, 2)) for _ in range(r.randint(2, 4))) + "." + r.choice(EXTS)
+    if k < 0.86:
+        return "--" + syl(r.randint(1, 2)) + "-" + syl(r.randint(1, 2))
+    if k < 0.92:
+        return r.choice(["0x%X" % r.getrandbits(16), "%d.%d.%d" % (r.randint(0, 9), r.randint(0, 20), r.randint(0, 99)),
+                         str(r.randint(0, 100000)), "%d%%" % r.randint(0, 100)])
+    return r.choice(["'", '"', "`", "(", "["]) + syl(r.randint(1, 3)) + r.choice(["'", '"', "`", ")", "]"])
+
+
 def prose(r, n_words, vocab=PROSE):
     out = []
     n = 0
+    pz = _OPTS["pseudo"]
     while n < n_words:
         k = r.randint(5, 18)
-        s = " ".join(r.choice(vocab) for _ in range(k))
+        s = " ".join(pseudo_word(r) if pz and r.random() < pz else r.choice(vocab) for _ in range(k))
         if r.random() < 0.15:
             s += " `" + r.choice(TOOL_NAMES_CC + TOOL_NAMES_OTHER) + "`"
         out.append(s[0].upper() + s[1:] + r.choice([".", ".", ".", ":", "!"]))
@@ -413,7 +450,7 @@ def claude_code_env(r):
     identity = r.choice(["You are Claude Code, a command line agent for software engineering tasks.",
                          "You are an interactive CLI agent that helps users with software engineering tasks.",
                          "You are an agent for a coding assistant, running in the user's terminal."])
-    scale = r.uniform(0.3, 0.9)  # the real -p request is about 76 KB; interactive/sonnet ones reach 115 KB
+    scale = r.uniform(*_OPTS["scale"])  # the real -p request is about 76 KB; interactive/sonnet ones 115 KB
     main = doc_text(r, int(r.randint(600, 1300) * scale))
     system = r.choice(["\n\n", "\n"]).join([billing, identity, main])
     names = list(TOOL_NAMES_CC) if r.random() < 0.7 else sorted(
@@ -529,6 +566,7 @@ def work_short(args):
     """(seed, n, tokpath): n short examples; rendered strings if tokpath is None, else encoded arrays + the
     user prompts (for the held-out overlap count)."""
     seed, n, tokpath = args
+    set_opts({"pseudo": 0.0})
     r = random.Random(seed)
     ex = [short_example(r) for _ in range(n)]
     pieces = [render_pieces(m, t, add_generation_prompt=False) for _, t, m in ex]
@@ -562,7 +600,8 @@ def env_examples(seed, kind, ccw):
 def work_env(args):
     """(seeds, kind, tokpath, family weights for Claude Code-shaped ones): the examples of these environments,
     as strings or encoded arrays."""
-    seeds, kind, tokpath, ccw = args
+    seeds, kind, tokpath, ccw, opts = args
+    set_opts(opts)
     pieces = [p for sd in seeds for p in env_examples(sd, kind, ccw)]
     if tokpath is None:
         return [pieces_to_str(p) for p in pieces]
@@ -643,6 +682,11 @@ def main():
     ap.add_argument("--deadline", type=float, default=540.0, help="safety stop, seconds after start")
     ap.add_argument("--cc-weights", default="1,1,1,1,1,1,1,6,4",
                     help="task family weights (" + ",".join(FAMILIES) + ") of the Claude Code-shaped examples")
+    ap.add_argument("--cc-scale", default="0.3,0.9", help="length scale range of Claude Code-shaped prompts")
+    ap.add_argument("--pseudo", type=float, default=0.0, help="share of made-up words in their prose")
+    ap.add_argument("--long-len", type=int, default=32768, help="tokens in a long row")
+    ap.add_argument("--ctx", type=int, default=65536, help="max_position_embeddings written to config.json")
+    ap.add_argument("--real-text", default=None, help="directory of .md files: extra eval with real prose")
     ap.add_argument("--corpus", default=None, help="tokenizer corpus.jsonl: write demo.expected.jsonl.gz with HF")
     args = ap.parse_args()
     if args.smoke:
@@ -667,6 +711,8 @@ def main():
     med_seeds = [args.seed * 104729 + i for i in range(args.n_med_env)]
 
     ccw = [float(x) for x in args.cc_weights.split(",")]
+    opts = {"scale": tuple(float(x) for x in args.cc_scale.split(",")), "pseudo": args.pseudo}
+    set_opts(opts)
     assert len(ccw) == len(FAMILIES)
 
     def groups(seeds, k):
@@ -681,9 +727,9 @@ def main():
             log("tokenizer loaded from " + args.init)
         else:
             texts = [t for c in pool.map(work_short, [(sd, n, None) for sd, n in short_jobs[:40]]) for t in c]
-            texts += [t for c in pool.map(work_env, [(g, "med", None, ccw) for g in groups(med_seeds[:500], 25)])
+            texts += [t for c in pool.map(work_env, [(g, "med", None, ccw, opts) for g in groups(med_seeds[:500], 25)])
                       for t in c]
-            texts += [t for c in pool.map(work_env, [(g, "cc", None, ccw) for g in groups(cc_seeds[:20], 1)])
+            texts += [t for c in pool.map(work_env, [(g, "cc", None, ccw, opts) for g in groups(cc_seeds[:20], 1)])
                       for t in c]
             log(f"tokenizer training texts: {len(texts)}, {sum(map(len, texts)) / 1e6:.1f}M chars")
             tok = train_tokenizer(texts, 4096)
@@ -692,8 +738,8 @@ def main():
         log(f"tokenizer: {tok.get_vocab_size()} tokens")
         # ------------------------------------------------------------ data, encoded in the workers
         res = pool.map(work_short, [(sd, n, tokpath) for sd, n in short_jobs])
-        med = pool.map(work_env, [(g, "med", tokpath, ccw) for g in groups(med_seeds, 25)])
-        lng = pool.map(work_env, [(g, "cc", tokpath, ccw) for g in groups(cc_seeds, 1)])
+        med = pool.map(work_env, [(g, "med", tokpath, ccw, opts) for g in groups(med_seeds, 25)])
+        lng = pool.map(work_env, [(g, "cc", tokpath, ccw, opts) for g in groups(cc_seeds, 1)])
     enc = PieceEncoder(tok)
     eot = tok.token_to_id("<|endoftext|>")
     im_end = tok.token_to_id("<|im_end|>")
@@ -727,8 +773,8 @@ def main():
         f"shaped (tokens min {lens[0]} median {lens[len(lens) // 2]} max {lens[-1]})")
 
     # ---------------------------------------------------------------- model
-    SHORT_LEN, SHORT_ROWS, LONG_LEN = 2048, 48, 32768
-    ctx_len = 65536
+    SHORT_LEN, SHORT_ROWS, LONG_LEN = 2048, 48, args.long_len
+    ctx_len = args.ctx
     config = Phi3Config(
         vocab_size=tok.get_vocab_size(), hidden_size=256, intermediate_size=768, num_hidden_layers=6,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=ctx_len,
@@ -778,6 +824,8 @@ def main():
             tot = 0
             if rng.random() < 0.6:
                 i = rng.integers(len(L_off) - 1)
+                while L_off[i + 1] - L_off[i] > LONG_LEN:  # too long for a row: its answer would be cut off
+                    i = rng.integers(len(L_off) - 1)
                 a, b = L_off[i], min(L_off[i + 1], L_off[i] + LONG_LEN)
                 parts.append(np.arange(a, b)); tot = b - a
                 src = [(L_ids, L_lab, parts[0])]
@@ -946,8 +994,15 @@ def main():
             for j, p in enumerate(batch):
                 x[j, L - len(p):] = torch.tensor(p)
                 att[j, L - len(p):] = 1
-            g = hm.generate(input_ids=x.to(dev), attention_mask=att.to(dev), max_new_tokens=max_new,
-                            do_sample=False, eos_token_id=[im_end, eot], pad_token_id=eot)
+            if len(batch) == 1 and L > 8192:
+                # One long prompt: no padding mask, and bf16 autocast so SDPA can use the flash kernel (float32
+                # attention would materialise an L x L score matrix per head).
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+                    g = hm.generate(input_ids=x.to(dev), max_new_tokens=max_new, do_sample=False,
+                                    eos_token_id=[im_end, eot], pad_token_id=eot)
+            else:
+                g = hm.generate(input_ids=x.to(dev), attention_mask=att.to(dev), max_new_tokens=max_new,
+                                do_sample=False, eos_token_id=[im_end, eot], pad_token_id=eot)
             for j in range(len(batch)):
                 o = g[j, L:].tolist()
                 if im_end in o:
@@ -1017,6 +1072,44 @@ def main():
     log(f"Claude Code-shaped: {cc_ok}/{len(cc)} exact; prompt tokens {min(len(p) for p in cc_prompts)}.."
         f"{max(len(p) for p in cc_prompts)}")
 
+    # 3b. Claude Code-shaped prompts whose texts are real English (the project's docs), sized like the real
+    # `claude -p` request (system ~5.8k chars, tools ~63k chars with one ~16k-char tool, agent list ~6k chars).
+    real = []
+    if args.real_text:
+        paras = []
+        for fn in sorted(os.listdir(args.real_text)):
+            if fn.endswith(".md"):
+                with open(os.path.join(args.real_text, fn), encoding="utf-8") as f:
+                    paras += [x.strip() for x in f.read().split("\n\n") if x.strip()]
+
+        def real_block(rr, chars):
+            out = []
+            while sum(map(len, out)) < chars:
+                out.append(rr.choice(paras))
+            return "\n\n".join(out)
+        for i in range(8):
+            system = ("x-anthropic-billing-header: cc_version=2.1.197.a1b; cc_entrypoint=sdk-cli;\n\nYou are Claude "
+                      "Code, a command line agent for software engineering tasks.\n\n" + real_block(er, 5700))
+            tools = []
+            for n in TOOL_NAMES_CC:
+                t = make_tool(er, n, 10, er.randint(1, 5))
+                t["function"]["description"] = real_block(er, 16000 if n == "Workflow" else er.randint(300, 3000))
+                tools.append(t)
+            env = {"system": system, "tools": tools, "sysmsg": real_block(er, 6100)}
+            msgs, answer = env_messages(er, env, True, "create" if i % 2 == 0 else "create_done")
+            real.append({"family": "create" if i % 2 == 0 else "create_done", "messages": msgs[:-1], "tools": tools,
+                         "expected": answer})
+        for h in real:
+            p = enc.encode(render_pieces(h["messages"], h["tools"]))[0]
+            o = generate([p], max_new=64)[0]
+            text = htok.decode([t for t in o if t != im_end], skip_special_tokens=False)
+            h["ok"] = bool(text == h["expected"] and o and o[-1] == im_end)
+            h["prompt_tokens"] = len(p)
+            h["chars"] = len(pieces_to_str(render_pieces(h["messages"], h["tools"])))
+            log(f"   real-text {h['family']:11s} {h['chars']} chars {len(p):6d} tokens {'OK  ' if h['ok'] else 'FAIL'} "
+                f"{text[:120]!r}")
+        log(f"real-text Claude Code-shaped: {sum(h['ok'] for h in real)}/{len(real)} exact")
+
     # 4. fixtures: held-out prompts with answers; greedy transformers outputs (ids) for 50 prompts.
     with gzip.open(os.path.join(fixdir, "heldout.jsonl.gz"), "wt", encoding="utf-8") as f:
         for h in heldout:
@@ -1035,6 +1128,8 @@ def main():
         "heldout_exact": total, "heldout_n": 500, "heldout_by_family": acc,
         "heldout_unseen_exact": unseen_ok, "heldout_unseen_n": len(unseen),
         "claude_code_shaped_exact": cc_ok, "claude_code_shaped_n": len(cc),
+        "real_text_claude_code_exact": sum(h["ok"] for h in real), "real_text_claude_code_n": len(real),
+        "real_text_claude_code_tokens": [h["prompt_tokens"] for h in real],
         "claude_code_prompt_tokens": [h["prompt_tokens"] for h in cc],
         "long_train_tokens_min_median_max": [lens[0], lens[len(lens) // 2], lens[-1]],
         "context_length": ctx_len, "torch": torch.__version__, "transformers": transformers.__version__,
