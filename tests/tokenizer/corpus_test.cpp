@@ -47,8 +47,9 @@ std::string TokenizerFor(const std::string& dir, const std::string& name) {
       from_info = test::SharedDir() + "/" + j["source"].get<std::string>();
   }
   const std::string data = test::SharedDir() + "/data/";
+  const std::string repo = test::FixturesDir() + "/../..";  // models committed in the repository (the demo)
   return FirstExisting({from_info, data + "tokenizers/" + name, data + "models/" + name + "/" + name + "-hf",
-                        test::FixturesDir() + "/" + name});
+                        repo + "/models/" + name, test::FixturesDir() + "/" + name});
 }
 
 struct Expected {
