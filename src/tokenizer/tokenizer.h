@@ -7,6 +7,12 @@
 //    parse_special=false treats special-token strings as plain text.
 //  - Decode(ids) == HF `tokenizer.decode(ids)` (skip_special=false keeps special tokens' text).
 //  - Loaders throw pensieve::Error naming the file and field on malformed input.
+//  - What "HF" means where versions differ: tokenizer.json as the `tokenizers` library runs it (for Llama-style
+//    `legacy` SentencePiece files that is sentencepiece's and llama.cpp's behaviour, not transformers 5's, which
+//    skips the "▁" prefix on text starting with a space); no clean_up_tokenization_spaces (transformers 5
+//    ignores it for BPE); tokenizer_config.json's bos/eos tokens and add_bos_token/add_eos_token apply.
+//  - Encode accepts any bytes: invalid UTF-8 is first replaced as Python's errors="replace" would.
+//  - Thread-safe: Encode/Decode may run concurrently on one Tokenizer.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,7 +40,9 @@ class Tokenizer {
   virtual std::string eos_token() const = 0;
 };
 
-// Loads from an HF model directory, a directory holding tokenizer.json, a tokenizer.json file, or a .gguf file.
+// Loads from an HF model directory, a directory holding tokenizer.json (or tokenizer.json.gz), a tokenizer.json
+// file, or a .gguf file (tokenizer.ggml.model "llama" or "gpt2"). tokenizer_config.json beside tokenizer.json is
+// read when present.
 std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path);
 
 // Incremental detokenizer: Push(id) returns only text that is final (complete UTF-8, and not liable to change
