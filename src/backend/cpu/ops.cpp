@@ -59,7 +59,7 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
   int64_t longest = 1;
   for (int64_t t = 0; t < a.T; ++t) longest = std::max<int64_t>(longest, a.pos[t] + 1);
   scratch.EnsureThread(pool.size(), longest);
-  pool.Run(a.T * a.n_heads, [&](int64_t task, int thread) {
+  const auto head_task = [&](int64_t task, int thread) {
     const int64_t t = task / a.n_heads;
     const int h = static_cast<int>(task % a.n_heads);
     const auto blocks = cache.BlockTable(a.seqs[t]);
@@ -84,7 +84,15 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
       Axpy(scores[k - lo], val, out, a.head_dim);
     }
     ScaleRow(1.0f / sum, out, a.head_dim);
-  });
+  };
+  // Short contexts (most decode steps early on) are cheaper on this thread than a pool synchronisation.
+  int64_t work = 0;
+  for (int64_t t = 0; t < a.T; ++t) work += (a.pos[t] + 1) * int64_t{a.n_heads} * a.head_dim;
+  if (work < (int64_t{1} << 18)) {
+    for (int64_t task = 0; task < a.T * a.n_heads; ++task) head_task(task, 0);
+  } else {
+    pool.Run(a.T * a.n_heads, head_task);
+  }
 }
 
 }  // namespace HWY_NAMESPACE
