@@ -59,13 +59,6 @@ Json MessageJson(const ChatMessage& m) {
   return j;
 }
 
-bool EndsWithOpenThink(const std::string& prompt) {
-  size_t end = prompt.find_last_not_of(" \n\r\t");
-  if (end == std::string::npos) return false;
-  static const std::string kThink = "<think>";
-  return end + 1 >= kThink.size() && prompt.compare(end + 1 - kThink.size(), kThink.size(), kThink) == 0;
-}
-
 }  // namespace
 
 const char* RoleName(ChatMessage::Role role) {
@@ -150,7 +143,7 @@ PreparedPrompt ChatPipeline::Prepare(const ChatRequest& request) const {
         throw InvalidRequest(std::string("the model's chat template rejected the conversation: ") + e.what());
       }
     }
-    p.starts_in_reasoning = prefill.empty() && EndsWithOpenThink(p.text);
+    p.starts_in_reasoning = chat::PromptOpensReasoning(p.text + prefill);
     p.text += prefill;
     // The template already wrote BOS where the model wants one (transformers' apply_chat_template does the same).
     p.tokens = tokenizer_.Encode(p.text, /*add_special=*/false, /*parse_special=*/true);

@@ -30,6 +30,16 @@ bool IsOpenAIPath(const std::string& path) { return path == "/v1/chat/completion
 
 // Normalises what clients get wrong about base URLs: a trailing slash, and "/v1/v1/..." from a base URL
 // that already ended in /v1.
+// Metrics label for a path: known endpoints only (client-chosen paths must not grow the label set).
+std::string EndpointLabel(const std::string& path) {
+  for (const char* known : {"/", "/health", "/metrics", "/v1/models", "/v1/messages", "/v1/messages/count_tokens",
+                            "/v1/chat/completions", "/v1/completions"}) {
+    if (path == known) return path;
+  }
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+  return "other";
+}
+
 std::string NormalisePath(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path.rfind("/v1/v1/", 0) == 0) path.erase(0, 3);
@@ -87,7 +97,7 @@ void ApiService::HandleTransportError(const HttpRequest& req, HttpResponder& res
   } else {
     SendAnthropicError(res, rid, status, type, message);
   }
-  metrics_.CountRequest(req.path.empty() ? "(none)" : NormalisePath(req.path), status);
+  metrics_.CountRequest(EndpointLabel(NormalisePath(req.path)), status);
   if (options_.log) {
     std::fprintf(options_.log, "pensieve: %s %s %d %s (%s)\n", req.method.empty() ? "-" : req.method.c_str(),
                  req.target.empty() ? "-" : req.target.c_str(), status, rid.c_str(), message.c_str());
@@ -118,7 +128,7 @@ void ApiService::Handle(const HttpRequest& req, HttpResponder& res) {
   }
   int status = res.sent() ? res.status() : 0;
   if (res.failed() && out.note.empty()) out.note = "client gone";
-  metrics_.CountRequest(path, status);
+  metrics_.CountRequest(EndpointLabel(path), status);
   if (out.prompt_tokens || out.output_tokens) metrics_.CountTokens(out.prompt_tokens, out.cached_tokens, out.output_tokens);
   if (options_.log) {
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -238,7 +248,8 @@ DriveResult Drive(api::Generation& gen, HttpResponder& res, const std::atomic<bo
         gen.Cancel();
         return DriveResult::kClientGone;
       }
-      last = Clock::now();
+      // Prefill progress writes nothing, so it must not postpone the keep-alive.
+      if (ev.kind != ChatEvent::Kind::kPrefill) last = Clock::now();
       if (ev.kind == ChatEvent::Kind::kFinish || ev.kind == ChatEvent::Kind::kError) return DriveResult::kDone;
       continue;
     }

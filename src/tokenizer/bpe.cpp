@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <queue>
 
@@ -9,7 +10,16 @@ namespace pensieve::tok {
 namespace {
 
 constexpr size_t kMaxCachedWord = 256;
-constexpr size_t kMaxCacheEntries = 1 << 18;
+constexpr char kMetaspace[] = "\xE2\x96\x81";
+
+// One UTF-8 character (1-4 bytes) as a map key.
+uint64_t CharKey(std::string_view ch) {
+  uint64_t k = 0;
+  std::memcpy(&k, ch.data(), ch.size());
+  return k | (static_cast<uint64_t>(ch.size()) << 32);
+}
+
+size_t Utf8SeqLen(uint8_t b) { return b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1; }
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -42,7 +52,11 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     has_id_[id] = true;
     id_to_token_[id] = tok;
   }
-  merges_.reserve(merges.size() * 2);
+  merges_.Reserve(merges.size());
+  for (const auto& [tok, id] : vocab_) {
+    if (!tok.empty() && tok.size() <= 4 && Utf8SeqLen(static_cast<uint8_t>(tok[0])) == tok.size())
+      char_ids_.Insert(CharKey(tok), static_cast<uint64_t>(id));
+  }
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
     auto ia = vocab_.find(a), ib = vocab_.find(b);
@@ -57,14 +71,28 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
       throw Error(where + ": merge #" + std::to_string(rank) + " '" + a + " " + b +
                   "' uses a token missing from the vocabulary");
     // The first (highest-priority) occurrence of a pair wins.
-    merges_.emplace(PairKey(ia->second, ib->second),
-                    (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second));
+    merges_.Insert(PairKey(ia->second, ib->second),
+                   (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second));
   }
   if (opt_.unk_token) {
     auto it = vocab_.find(*opt_.unk_token);
     if (it != vocab_.end()) unk_id_ = it->second;
   }
   FillByteIds(vocab_, byte_ids_);
+  if (vocab_.count(std::string(kMetaspace)) && opt_.continuing_subword_prefix.empty() &&
+      opt_.end_of_word_suffix.empty() && !opt_.ignore_merges) {
+    split_before_metaspace_ = true;
+    for (const auto& [tok, id] : vocab_) {
+      // Find U+2581 preceded by anything other than U+2581.
+      for (size_t p = tok.find(kMetaspace, 1); p != std::string::npos; p = tok.find(kMetaspace, p + 1)) {
+        if (p < 3 || tok.compare(p - 3, 3, kMetaspace) != 0) {
+          split_before_metaspace_ = false;
+          break;
+        }
+      }
+      if (!split_before_metaspace_) break;
+    }
+  }
   all_bytes_ = std::all_of(byte_ids_, byte_ids_ + 256, [](int32_t v) { return v >= 0; });
 }
 
@@ -81,30 +109,35 @@ const std::string* BpeModel::IdToToken(int32_t id) const {
 
 void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  if (opt_.ignore_merges) {
-    auto it = vocab_.find(word);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
-      return;
+  if (split_before_metaspace_ && word.size() > 3) {
+    size_t start = 0;
+    for (size_t p = word.find(kMetaspace, 1); p != std::string_view::npos; p = word.find(kMetaspace, p + 3)) {
+      if (p >= 3 && word.compare(p - 3, 3, kMetaspace) == 0) continue;  // inside a run of U+2581
+      TokenizeChunk(word.substr(start, p - start), out);
+      start = p;
     }
-  }
-  if (word.size() > kMaxCachedWord) {
-    MergeWord(word, out);
+    TokenizeChunk(word.substr(start), out);
     return;
   }
-  {
+  TokenizeChunk(word, out);
+}
+
+void BpeModel::TokenizeChunk(std::string_view word, std::vector<int32_t>& out) const {
+  if (word.empty()) return;
+  const bool cacheable = word.size() <= kMaxCachedWord;
+  uint64_t h = 0;
+  if (cacheable) {
+    h = HashBytes(word);
     std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (cache_.Lookup(word, h, out)) return;
   }
   size_t start = out.size();
-  MergeWord(word, out);
+  std::optional<int32_t> whole;
+  if (opt_.ignore_merges) whole = TokenToId(word);  // HF: a word that is a token is not merged at all
+  if (whole) out.push_back(*whole); else MergeWord(word, out);
+  if (!cacheable) return;
   std::lock_guard<std::mutex> lock(cache_mu_);
-  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-  cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + start, out.end()));
+  cache_.Insert(word, h, out.data() + start, out.size() - start);
 }
 
 void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const {
@@ -126,8 +159,7 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const
     bool first = i == 0, last = i + n == word.size();
     std::optional<int32_t> id;
     if (opt_.continuing_subword_prefix.empty() && opt_.end_of_word_suffix.empty()) {
-      auto it = vocab_.find(ch);
-      if (it != vocab_.end()) id = it->second;
+      if (const uint64_t* v = char_ids_.Find(CharKey(ch))) id = static_cast<int32_t>(*v);
     } else {
       scratch.clear();
       if (!first) scratch += opt_.continuing_subword_prefix;
@@ -172,10 +204,10 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const
   auto push = [&](int32_t left) {
     int32_t right = syms[left].next;
     if (right < 0) return;
-    auto it = merges_.find(PairKey(syms[left].id, syms[right].id));
-    if (it == merges_.end()) return;
-    queue.push({static_cast<uint32_t>(it->second >> 32), left, syms[left].id, syms[right].id,
-                static_cast<int32_t>(it->second & 0xFFFFFFFFu)});
+    const uint64_t* m = merges_.Find(PairKey(syms[left].id, syms[right].id));
+    if (!m) return;
+    queue.push({static_cast<uint32_t>(*m >> 32), left, syms[left].id, syms[right].id,
+                static_cast<int32_t>(*m & 0xFFFFFFFFu)});
   };
   for (int32_t k = 0; k + 1 < n_syms; ++k) push(k);
   while (!queue.empty()) {
