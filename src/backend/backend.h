@@ -83,6 +83,13 @@ struct ScratchSpec {
   int64_t max_context = 1;  // longest sequence attention may read
 };
 
+// One output of MatMulMulti: y = x W^T (+ bias).
+struct MatMulOut {
+  MatRef w;
+  const float* bias = nullptr;
+  float* y = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -95,6 +102,11 @@ class Backend {
 
   // y[t, n] = sum_k x[t, k] * W[n, k] (+ bias[n] when bias is not null). x: [T, W.cols], y: [T, W.rows].
   virtual void MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) = 0;
+  // Several matmuls of the same input (q/k/v, gate/up) as one parallel pass: one synchronisation instead of
+  // one per matrix. Same results as calling MatMul for each.
+  virtual void MatMulMulti(const float* x, int64_t T, std::span<const MatMulOut> outs) {
+    for (const MatMulOut& o : outs) MatMul(x, T, o.w, o.bias, o.y);
+  }
   // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight for r < rows (y may alias x).
   virtual void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
                        float* y) = 0;
@@ -111,6 +123,8 @@ class Backend {
   virtual void GeluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
   // y[i] += x[i]
   virtual void Add(float* y, const float* x, int64_t n) = 0;
+  // In place, per row of n: x = exp(x - max) / sum(exp(x - max)).
+  virtual void Softmax(float* x, int64_t rows, int64_t n) = 0;
   // out[t, :] = table[ids[t], :] for float or affine tables ([vocab, dim]).
   virtual void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) = 0;
 };

@@ -64,12 +64,11 @@ int KvCache::NewSequence() {
 int KvCache::Fork(int seq, int64_t n_tokens) {
   const Sequence& src = Seq(seq);
   if (!(n_tokens >= 0 && n_tokens <= src.length)) throw Error("kv cache: fork length out of range");
-  int child = NewSequence();
+  int child = NewSequence();  // seqs_ is sized once, so `src` stays valid
   Sequence& dst = seqs_[child];
-  const Sequence& src2 = seqs_[seq];  // NewSequence does not move seqs_ (sized once), but re-read anyway
   int64_t n_blocks = (n_tokens + config_.block_tokens - 1) / config_.block_tokens;
   for (int64_t i = 0; i < n_blocks; ++i) {
-    int32_t b = src2.blocks[i];
+    int32_t b = src.blocks[i];
     ++refcount_[b];
     dst.blocks.push_back(b);
   }

@@ -141,9 +141,9 @@ void Model::Layer(int layer, int64_t begin, int64_t T) {
 
   // Attention block: norm, q/k/v projections.
   backend_.RmsNorm(x_.data(), L.attn_norm.data(), T, H, eps, xb_.data());
-  backend_.MatMul(xb_.data(), T, L.wq, Bias(L.bq), q_.data());
-  backend_.MatMul(xb_.data(), T, L.wk, Bias(L.bk), k_.data());
-  backend_.MatMul(xb_.data(), T, L.wv, Bias(L.bv), v_.data());
+  const backend::MatMulOut qkv[3] = {
+      {L.wq, Bias(L.bq), q_.data()}, {L.wk, Bias(L.bk), k_.data()}, {L.wv, Bias(L.bv), v_.data()}};
+  backend_.MatMulMulti(xb_.data(), T, qkv);
   // Qwen3: per-head RMSNorm of q and k before rope.
   if (c.qk_norm) {
     backend_.RmsNorm(q_.data(), L.q_norm.data(), T * nh, hd, eps, q_.data());
@@ -173,8 +173,9 @@ void Model::Layer(int layer, int64_t begin, int64_t T) {
 
   // MLP block: norm, gated activation, down projection, residual.
   backend_.RmsNorm(x_.data(), L.mlp_norm.data(), T, H, eps, xb_.data());
-  backend_.MatMul(xb_.data(), T, L.w_gate, Bias(L.b_gate), gate_.data());
-  backend_.MatMul(xb_.data(), T, L.w_up, Bias(L.b_up), up_.data());
+  const backend::MatMulOut gate_up[2] = {{L.w_gate, Bias(L.b_gate), gate_.data()},
+                                         {L.w_up, Bias(L.b_up), up_.data()}};
+  backend_.MatMulMulti(xb_.data(), T, gate_up);
   if (c.hidden_act == Activation::kSilu) {
     backend_.SiluMul(gate_.data(), up_.data(), T * I, gate_.data());
   } else {

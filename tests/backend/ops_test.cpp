@@ -1,8 +1,6 @@
 // SIMD kernels (CpuBackend) against the plain scalar reference (backend/reference.h), on every SIMD target
 // compiled in and supported by this CPU, over odd sizes and misaligned pointers. Quantized matmuls are also
 // checked against "dequantize with the formats layer's reference, then f32 matmul".
-#include "backend/cpu/simd_targets.h"  // must precede Highway: same target set as the kernels
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/simd_targets.h"  // must precede Highway: same target set as the kernels
 #include "backend/reference.h"
 #include "formats/dtype.h"
 #include "formats/mlx_quant.h"
@@ -52,7 +51,6 @@ float Tol(const float* x, const float* w, int64_t K) {
   for (int64_t k = 0; k < K; ++k) s += std::fabs(double{x[k]} * w[k]);
   return static_cast<float>(2e-6 * s + 1e-6);
 }
-
 
 TEST_P(OpsTest, FloatMatMulMatchesScalar) {
   cpu::CpuBackend be(2);
@@ -147,14 +145,46 @@ TEST_P(OpsTest, AffineMatMulMatchesDequantizeThenF32) {
                 double want = 0;
                 for (int64_t k = 0; k < K; ++k) want += double{x[t * K + k]} * row[k];
                 ASSERT_NEAR(got[t * N + n], want, Tol(x.data() + t * K, row.data(), K))
-                    << "bits " << bits << " gs " << gs << " K " << K << " T " << T << " type " << int(type)
-                    << " bias " << with_bias << " n " << n << " t " << t;
+                    << "bits " << bits << " gs " << gs << " K " << K << " T " << T << " type " << int(type) << " bias "
+                    << with_bias << " n " << n << " t " << t;
               }
             }
           }
         }
       }
     }
+  }
+}
+
+TEST_P(OpsTest, MatMulMultiEqualsSeparateMatMuls) {
+  cpu::CpuBackend be(2);
+  const int64_t K = 128;
+  for (int64_t T : {1, 5, 12}) {
+    // Mixed formats in one call: the backend groups same-format runs; outputs must equal the reference.
+    Packed p1, p2;
+    std::vector<MatRef> ws;
+    ws.push_back(MakeAffine(rng_, 21, K, 4, 32, FloatType::kBF16, true, 0, p1));
+    ws.push_back(MakeAffine(rng_, 9, K, 4, 32, FloatType::kBF16, false, 0, p2));
+    auto wf = Random(13 * K);
+    MatRef f;
+    f.type = FloatType::kBF16;
+    f.rows = 13;
+    f.cols = K;
+    auto fbuf = Store(wf, FloatType::kBF16, 0, &f.data);
+    ws.push_back(f);
+    auto x = Random(T * K);
+    auto bias = Random(21);
+    std::vector<std::vector<float>> got(3), want(3);
+    std::vector<MatMulOut> outs;
+    for (int i = 0; i < 3; ++i) {
+      got[i].assign(T * ws[i].rows, NAN);
+      want[i].resize(T * ws[i].rows);
+      outs.push_back({ws[i], i == 0 ? bias.data() : nullptr, got[i].data()});
+      ref::MatMul(x.data(), T, ws[i], i == 0 ? bias.data() : nullptr, want[i].data());
+    }
+    be.MatMulMulti(x.data(), T, outs);
+    for (int i = 0; i < 3; ++i)
+      for (size_t j = 0; j < got[i].size(); ++j) ASSERT_NEAR(got[i][j], want[i][j], 1e-4f) << i << " " << j;
   }
 }
 
@@ -183,6 +213,28 @@ TEST_P(OpsTest, RowOpsMatchScalar) {
   }
 }
 
+TEST_P(OpsTest, SoftmaxMatchesScalarAndSumsToOne) {
+  cpu::CpuBackend be(2);
+  for (int64_t n : {1, 3, 16, 17, 100, 1000}) {
+    auto x = Random(3 * n, 5.0f);
+    auto want = x;
+    ref::Softmax(want.data(), 3, n);
+    be.Softmax(x.data(), 3, n);
+    for (int64_t r = 0; r < 3; ++r) {
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(x[r * n + i], want[r * n + i], 1e-6f + 1e-5f * want[r * n + i]);
+        sum += x[r * n + i];
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+  }
+  std::vector<float> v = {0.0f, std::log(3.0f)};  // by hand: 1/4, 3/4
+  be.Softmax(v.data(), 1, 2);
+  EXPECT_NEAR(v[0], 0.25f, 1e-6f);
+  EXPECT_NEAR(v[1], 0.75f, 1e-6f);
+}
+
 TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
   cpu::CpuBackend be(2);
   // head_dim 8, rotary_dim 4 (partial): dims 0,2 pair with 2,... i.e. i pairs with i + 2 for i < 2.
@@ -202,44 +254,46 @@ TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
 TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
   cpu::CpuBackend be(2);
   ref::ReferenceBackend rb;
-  KvCacheConfig kc{2, 2, 12, 4, 1 << 20, 4, 64};
-  for (int window : {0, 5, 1}) {
-    KvCache cache(kc);
-    int s0 = cache.NewSequence(), s1 = cache.NewSequence();
-    cache.Append(s0, 11);
-    cache.Append(s1, 3);
-    std::vector<int32_t> seqs, pos;
-    for (int p = 0; p < 11; ++p) seqs.push_back(s0), pos.push_back(p);
-    for (int p = 0; p < 3; ++p) seqs.push_back(s1), pos.push_back(p);
-    const int64_t T = seqs.size();
-    auto k = Random(T * 24), v = Random(T * 24), q = Random(T * 4 * 12);
-    for (int layer = 0; layer < 2; ++layer) be.WriteKv(cache, layer, T, seqs.data(), pos.data(), k.data(), v.data());
-    AttentionArgs a;
-    a.q = q.data();
-    a.T = T;
-    a.seqs = seqs.data();
-    a.pos = pos.data();
-    a.layer = 1;
-    a.n_heads = 4;
-    a.n_kv_heads = 2;
-    a.head_dim = 12;
-    a.scale = 0.3f;
-    a.window = window;
-    std::vector<float> want(T * 48), got(T * 48);
-    a.out = want.data();
-    rb.Attention(cache, a);
-    a.out = got.data();
-    be.Attention(cache, a);
-    for (int64_t i = 0; i < T * 48; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
-    // Position 0 sees only itself: output equals its value row (kv head 0 for heads 0 and 1).
-    for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[d], v[d], 1e-6f);
-    for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[12 + d], v[d], 1e-6f);
-    // Window 1: every query sees only its own key (q - k < 1), so each head returns its kv head's value.
-    if (window == 1)
-      for (int64_t t = 0; t < T; ++t)
-        for (int h = 0; h < 4; ++h)
-          for (int d = 0; d < 12; ++d) ASSERT_NEAR(got[(t * 4 + h) * 12 + d], v[t * 24 + (h / 2) * 12 + d], 1e-6f);
-  }
+  KvCacheConfig kc{2, 2, 12, 4, 16 << 20, 4, 1024};
+  for (int64_t len : {11, 400})
+    for (int window : {0, 5, 1}) {
+      KvCache cache(kc);
+      int s0 = cache.NewSequence(), s1 = cache.NewSequence();
+      cache.Append(s0, len);
+      cache.Append(s1, 3);
+      std::vector<int32_t> seqs, pos;
+      for (int p = 0; p < len; ++p) seqs.push_back(s0), pos.push_back(p);
+      for (int p = 0; p < 3; ++p) seqs.push_back(s1), pos.push_back(p);
+      const int64_t T = seqs.size();
+      auto k = Random(T * 24), v = Random(T * 24), q = Random(T * 4 * 12);
+      for (int layer = 0; layer < 2; ++layer) be.WriteKv(cache, layer, T, seqs.data(), pos.data(), k.data(), v.data());
+      AttentionArgs a;
+      a.q = q.data();
+      // len 11 stays under the kernel's inline threshold; len 400 takes the threaded path.
+      a.T = T;
+      a.seqs = seqs.data();
+      a.pos = pos.data();
+      a.layer = 1;
+      a.n_heads = 4;
+      a.n_kv_heads = 2;
+      a.head_dim = 12;
+      a.scale = 0.3f;
+      a.window = window;
+      std::vector<float> want(T * 48), got(T * 48);
+      a.out = want.data();
+      rb.Attention(cache, a);
+      a.out = got.data();
+      be.Attention(cache, a);
+      for (int64_t i = 0; i < T * 48; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
+      // Position 0 sees only itself: output equals its value row (kv head 0 for heads 0 and 1).
+      for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[d], v[d], 1e-6f);
+      for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[12 + d], v[d], 1e-6f);
+      // Window 1: every query sees only its own key (q - k < 1), so each head returns its kv head's value.
+      if (window == 1)
+        for (int64_t t = 0; t < T; ++t)
+          for (int h = 0; h < 4; ++h)
+            for (int d = 0; d < 12; ++d) ASSERT_NEAR(got[(t * 4 + h) * 12 + d], v[t * 24 + (h / 2) * 12 + d], 1e-6f);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, OpsTest, ::testing::ValuesIn(Targets()),

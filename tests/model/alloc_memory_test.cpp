@@ -131,6 +131,8 @@ TEST(MemoryTest, ResidentMemoryBoundedByWeightFilesPlusKvPool) {
                 bits ? "mlx4" : "bf16", file_bytes / 1e6, m->kv_cache().pool_bytes() / 1e6, grown / 1e6, limit / 1e6);
     EXPECT_LE(grown, limit);
     EXPECT_GE(grown, static_cast<int64_t>(0.5 * file_bytes));  // the weights really were read (mapped in)
+    m.reset();
+    std::filesystem::remove_all(dir);
   }
 }
 

@@ -83,6 +83,7 @@ class DecoderTest : public ::testing::TestWithParam<Variant> {
     dir_ = test::TempDir(GetParam().name);
     test::WriteRandomModel(dir_, GetParam().spec);
   }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::unique_ptr<Model> Load(backend::Backend& be, int max_batch = 64) {
     LoadOptions o;
     o.kv_budget_bytes = 4 << 20;

@@ -44,10 +44,30 @@ std::unique_ptr<KvCache> CpuBackend::CreateKvCache(const KvCacheConfig& config) 
 }
 
 void CpuBackend::MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
-  if (w.kind == MatRef::Kind::kFloat) {
-    MatMulFloat(pool_, scratch_, x, T, w, bias, y);
-  } else {
-    MatMulAffine(pool_, scratch_, x, T, w, bias, y);
+  const MatMulOut out{w, bias, y};
+  MatMulMulti(x, T, std::span(&out, 1));
+}
+
+namespace {
+// Whether two weights can share one kernel pass (same input width and storage format).
+bool SameFormat(const MatRef& a, const MatRef& b) {
+  return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
+         (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size));
+}
+}  // namespace
+
+void CpuBackend::MatMulMulti(const float* x, int64_t T, std::span<const MatMulOut> outs) {
+  // Runs of consecutive same-format weights go to the kernel together (one pool synchronisation).
+  for (size_t i = 0; i < outs.size();) {
+    size_t j = i + 1;
+    while (j < outs.size() && j - i < kMaxOuts && SameFormat(outs[i].w, outs[j].w)) ++j;
+    const auto run = outs.subspan(i, j - i);
+    if (outs[i].w.kind == MatRef::Kind::kFloat) {
+      MatMulFloat(pool_, scratch_, x, T, run);
+    } else {
+      MatMulAffine(pool_, scratch_, x, T, run);
+    }
+    i = j;
   }
 }
 
@@ -97,6 +117,8 @@ void CpuBackend::GeluMul(const float* gate, const float* up, int64_t n, float* o
   cpu::GeluMul(pool_, gate, up, n, out);
 }
 void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
+
+void CpuBackend::Softmax(float* x, int64_t rows, int64_t n) { cpu::Softmax(pool_, x, rows, n); }
 
 void CpuBackend::Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
   ref::Embed(table, ids, out);

@@ -18,6 +18,7 @@ class CpuBackend final : public Backend {
   void Reserve(const ScratchSpec& spec) override;
   std::unique_ptr<KvCache> CreateKvCache(const KvCacheConfig& config) override;
   void MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) override;
+  void MatMulMulti(const float* x, int64_t T, std::span<const MatMulOut> outs) override;
   void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) override;
   void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope) override;
   void WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos, const float* k,
@@ -26,6 +27,7 @@ class CpuBackend final : public Backend {
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void GeluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void Add(float* y, const float* x, int64_t n) override;
+  void Softmax(float* x, int64_t rows, int64_t n) override;
   void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) override;
 
  private:

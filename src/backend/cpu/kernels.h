@@ -2,6 +2,8 @@
 // Entry points of the CPU kernels. Each dispatches once (HWY_DYNAMIC_DISPATCH) to the best compiled SIMD
 // target and then works on the whole tensor, spreading rows over the thread pool.
 #include <cstdint>
+#include <algorithm>
+#include <span>
 #include <vector>
 
 #include "backend/backend.h"
@@ -26,15 +28,15 @@ struct Scratch {
   }
 };
 
-void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, const MatRef& w,
-                 const float* bias, float* y);
-void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, const MatRef& w,
-                  const float* bias, float* y);
+// All outs share the input width and storage format (same FloatType; for affine also bits and group size).
+void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs);
+void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs);
 void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
              float* y);
 void SiluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void GeluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void Add(ThreadPool& pool, float* y, const float* x, int64_t n);
+void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n);
 void Attention(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& args);
 
 // Rows per task: a multiple of 4, about 8 tasks per thread so uneven cores still finish together.
@@ -42,6 +44,25 @@ inline int64_t RowChunk(int64_t rows, int threads) {
   int64_t chunk = rows / (int64_t{threads} * 8);
   chunk = (chunk + 3) / 4 * 4;
   return chunk < 4 ? 4 : chunk;
+}
+
+// Spreads the rows of up to kMaxOuts matrices over the pool in RowChunk-sized chunks (never straddling two
+// matrices) and calls fn(matrix, row_begin, row_end, thread) for each.
+constexpr int kMaxOuts = 8;
+template <class F>
+void RunRowChunks(ThreadPool& pool, std::span<const MatMulOut> outs, const F& fn) {
+  int64_t total = 0;
+  for (const MatMulOut& o : outs) total += o.w.rows;
+  const int64_t chunk = RowChunk(total, pool.size());
+  int64_t first[kMaxOuts + 1] = {0};
+  const int n = static_cast<int>(outs.size());
+  for (int s = 0; s < n; ++s) first[s + 1] = first[s] + (outs[s].w.rows + chunk - 1) / chunk;
+  pool.Run(first[n], [&](int64_t task, int thread) {
+    int s = 0;
+    while (task >= first[s + 1]) ++s;
+    const int64_t begin = (task - first[s]) * chunk;
+    fn(s, begin, std::min(outs[s].w.rows, begin + chunk), thread);
+  });
 }
 
 }  // namespace pensieve::backend::cpu

@@ -20,26 +20,29 @@ constexpr int64_t kDirectMaxRows = 2;
 constexpr int64_t kTBlock = 64;
 
 template <FloatType kType>
-void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, const MatRef& w,
-                 const float* bias, float* y) {
-  const int64_t N = w.rows, K = w.cols, row_bytes = w.RowBytes();
-  const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  const int64_t chunk = RowChunk(N, pool.size());
-  const int64_t tasks = (N + chunk - 1) / chunk;
+void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+  const int64_t K = outs[0].w.cols;
   if (T <= kDirectMaxRows) {
-    pool.Run(tasks, [&](int64_t task, int) {
-      const int64_t end = std::min(N, (task + 1) * chunk);
-      for (int64_t n = task * chunk; n < end; ++n) {
+    RunRowChunks(pool, outs, [&](int s, int64_t begin, int64_t end, int) {
+      const MatRef& w = outs[s].w;
+      const float* bias = outs[s].bias;
+      const uint8_t* base = static_cast<const uint8_t*>(w.data);
+      const int64_t row_bytes = w.RowBytes(), N = w.rows;
+      for (int64_t n = begin; n < end; ++n) {
         const float b = bias ? bias[n] : 0.0f;
-        for (int64_t t = 0; t < T; ++t) y[t * N + n] = DotAs<kType>(x + t * K, base + n * row_bytes, K) + b;
+        for (int64_t t = 0; t < T; ++t) outs[s].y[t * N + n] = DotAs<kType>(x + t * K, base + n * row_bytes, K) + b;
       }
     });
     return;
   }
   scratch.EnsureThread(pool.size(), 4 * K);
-  pool.Run(tasks, [&](int64_t task, int thread) {
+  RunRowChunks(pool, outs, [&](int s, int64_t begin, int64_t end, int thread) {
+    const MatRef& w = outs[s].w;
+    const float* bias = outs[s].bias;
+    float* y = outs[s].y;
+    const uint8_t* base = static_cast<const uint8_t*>(w.data);
+    const int64_t row_bytes = w.RowBytes(), N = w.rows;
     float* rows = scratch.Thread(thread);
-    const int64_t begin = task * chunk, end = std::min(N, (task + 1) * chunk);
     for (int64_t t0 = 0; t0 < T; t0 += kTBlock) {
       const int64_t t1 = std::min(T, t0 + kTBlock);
       for (int64_t n = begin; n < end; n += 4) {
@@ -72,12 +75,11 @@ void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, 
   });
 }
 
-void MatMulFloatImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, const MatRef& w,
-                     const float* bias, float* y) {
-  switch (w.type) {
-    case FloatType::kF32: return MatMulTyped<FloatType::kF32>(pool, scratch, x, T, w, bias, y);
-    case FloatType::kBF16: return MatMulTyped<FloatType::kBF16>(pool, scratch, x, T, w, bias, y);
-    case FloatType::kF16: return MatMulTyped<FloatType::kF16>(pool, scratch, x, T, w, bias, y);
+void MatMulFloatImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+  switch (outs[0].w.type) {
+    case FloatType::kF32: return MatMulTyped<FloatType::kF32>(pool, scratch, x, T, outs);
+    case FloatType::kBF16: return MatMulTyped<FloatType::kBF16>(pool, scratch, x, T, outs);
+    case FloatType::kF16: return MatMulTyped<FloatType::kF16>(pool, scratch, x, T, outs);
     default: return;
   }
 }
@@ -89,9 +91,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace pensieve::backend::cpu {
 HWY_EXPORT(MatMulFloatImpl);
-void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, const MatRef& w,
-                 const float* bias, float* y) {
-  HWY_DYNAMIC_DISPATCH(MatMulFloatImpl)(pool, scratch, x, T, w, bias, y);
+void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+  HWY_DYNAMIC_DISPATCH(MatMulFloatImpl)(pool, scratch, x, T, outs);
 }
 }  // namespace pensieve::backend::cpu
 #endif

@@ -46,6 +46,10 @@ void AddImpl(ThreadPool& pool, float* y, const float* x, int64_t n) {
   Sliced(pool, n, [&](int64_t b, int64_t len) { AddRow(y + b, x + b, len); });
 }
 
+void SoftmaxImpl(ThreadPool& pool, float* x, int64_t rows, int64_t n) {
+  pool.Run(rows, [&](int64_t r, int) { SoftmaxRow(x + r * n, n); });
+}
+
 // One task per (query row, head): scores over the visible keys, softmax, weighted sum of values. Keys are
 // visited block by block through the sequence's block table.
 void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& a) {
@@ -55,7 +59,7 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
   int64_t longest = 1;
   for (int64_t t = 0; t < a.T; ++t) longest = std::max<int64_t>(longest, a.pos[t] + 1);
   scratch.EnsureThread(pool.size(), longest);
-  pool.Run(a.T * a.n_heads, [&](int64_t task, int thread) {
+  const auto head_task = [&](int64_t task, int thread) {
     const int64_t t = task / a.n_heads;
     const int h = static_cast<int>(task % a.n_heads);
     const auto blocks = cache.BlockTable(a.seqs[t]);
@@ -80,7 +84,15 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
       Axpy(scores[k - lo], val, out, a.head_dim);
     }
     ScaleRow(1.0f / sum, out, a.head_dim);
-  });
+  };
+  // Short contexts (most decode steps early on) are cheaper on this thread than a pool synchronisation.
+  int64_t work = 0;
+  for (int64_t t = 0; t < a.T; ++t) work += (a.pos[t] + 1) * int64_t{a.n_heads} * a.head_dim;
+  if (work < (int64_t{1} << 18)) {
+    for (int64_t task = 0; task < a.T * a.n_heads; ++task) head_task(task, 0);
+  } else {
+    pool.Run(a.T * a.n_heads, head_task);
+  }
 }
 
 }  // namespace HWY_NAMESPACE
@@ -94,6 +106,9 @@ HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(GeluMulImpl);
 HWY_EXPORT(AddImpl);
 HWY_EXPORT(AttentionImpl);
+HWY_EXPORT(SoftmaxImpl);
+
+void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(pool, x, rows, n); }
 
 void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
              float* y) {
