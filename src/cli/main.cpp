@@ -11,6 +11,12 @@ int main(int argc, char** argv) {
   pensieve::cli::RegisterInfo(app);
   pensieve::cli::RegisterQuantize(app);
   pensieve::cli::RegisterRandomModel(app);
+  pensieve::cli::RegisterGenerate(app);
+  pensieve::cli::RegisterBench(app);
+  pensieve::cli::RegisterTemplate(app);
+  pensieve::cli::RegisterTokenize(app);
+  pensieve::cli::RegisterDetokenize(app);
+  pensieve::cli::RegisterServe(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -49,8 +49,9 @@ class StreamDecoder {
  private:
   const Tokenizer& tokenizer_;
   bool skip_special_;
-  std::vector<int32_t> ids_;
-  size_t emitted_bytes_ = 0;
+  std::vector<int32_t> ids_;   // window: one id of left context, then the ids whose text is not final yet
+  size_t emitted_bytes_ = 0;   // bytes of Decode(window) already returned
+  std::string window_text_;    // Decode(window) when last emitted
 };
 
 }  // namespace pensieve
