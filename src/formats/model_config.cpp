@@ -371,6 +371,20 @@ ModelConfig ParseModelConfigJson(const json& j, const std::string& file) {
     if (use) {
       if (*sw <= 0) throw f.Fail("sliding_window", "must be positive or null");
       c.sliding_window = *sw;
+      int64_t first = 0;
+      if (c.arch == Architecture::kQwen2 || c.arch == Architecture::kQwen3)
+        first = f.Int("max_window_layers").value_or(0);
+      for (int64_t l = 0; l < c.num_hidden_layers; ++l) c.sliding_layers.push_back(l >= first);
+    }
+  }
+  if (const json* lt = f.Get("layer_types"); lt && c.sliding_window) {
+    if (!lt->is_array() || static_cast<int64_t>(lt->size()) != c.num_hidden_layers)
+      throw f.Fail("layer_types", "expected a list of num_hidden_layers entries");
+    for (size_t l = 0; l < lt->size(); ++l) {
+      const json& t = (*lt)[l];
+      if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+        throw f.Fail("layer_types", "entries must be \"sliding_attention\" or \"full_attention\", got " + t.dump());
+      c.sliding_layers[l] = t == "sliding_attention";
     }
   }
 

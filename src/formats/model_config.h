@@ -78,7 +78,15 @@ struct ModelConfig {
   bool fused_gate_up = false;   // Phi3: mlp.gate_up_proj [ 2 * intermediate, hidden ] (gate first)
   bool tie_word_embeddings = false;
   Activation hidden_act = Activation::kSilu;
-  std::optional<int64_t> sliding_window;  // tokens; nullopt = full attention
+  std::optional<int64_t> sliding_window;  // tokens; nullopt = full attention everywhere
+  // Which layers use the window (size == num_hidden_layers when sliding_window is set, else empty): from
+  // `layer_types` ("sliding_attention"/"full_attention") when given; else Qwen2/3: layers >=
+  // max_window_layers (only with use_sliding_window); Mistral/Phi3: every layer.
+  std::vector<bool> sliding_layers;
+  bool LayerUsesSlidingWindow(int64_t layer) const {
+    return sliding_window && layer >= 0 && layer < static_cast<int64_t>(sliding_layers.size()) &&
+           sliding_layers[static_cast<size_t>(layer)];
+  }
 
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json's, plus generation_config.json's when present (deduped)

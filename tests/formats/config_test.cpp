@@ -149,6 +149,27 @@ TEST(ModelConfig, Qwen25_05B) {
   EXPECT_EQ(c.rms_norm_eps, 1e-6);
 }
 
+TEST(ModelConfig, SlidingWindowLayers) {
+  ModelConfig m = ParseModelConfig(kMistral7B, "config.json");
+  ASSERT_EQ(m.sliding_layers.size(), 32u);
+  EXPECT_TRUE(m.LayerUsesSlidingWindow(0) && m.LayerUsesSlidingWindow(31));
+  auto q = nlohmann::json::parse(kQwen25_05B);
+  q["use_sliding_window"] = true;
+  q["max_window_layers"] = 20;  // as transformers: layers >= max_window_layers slide
+  ModelConfig c = ParseModelConfigJson(q, "config.json");
+  EXPECT_EQ(c.sliding_window, 32768);
+  EXPECT_FALSE(c.LayerUsesSlidingWindow(19));
+  EXPECT_TRUE(c.LayerUsesSlidingWindow(20));
+  q["layer_types"] = std::vector<std::string>(24, "full_attention");
+  q["layer_types"][3] = "sliding_attention";
+  c = ParseModelConfigJson(q, "config.json");
+  EXPECT_TRUE(c.LayerUsesSlidingWindow(3));
+  EXPECT_FALSE(c.LayerUsesSlidingWindow(20));
+  q["layer_types"][3] = "chunked_attention";
+  EXPECT_THROW(ParseModelConfigJson(q, "config.json"), Error);
+  EXPECT_FALSE(ParseModelConfig(kQwen25_05B, "config.json").LayerUsesSlidingWindow(0));
+}
+
 TEST(ModelConfig, Qwen3_06B) {
   ModelConfig c = ParseModelConfig(kQwen3_06B, "config.json");
   EXPECT_EQ(c.arch, Architecture::kQwen3);
