@@ -66,15 +66,29 @@ class ChatTemplate {
   std::unique_ptr<Impl> impl_;
 };
 
-// The chat template of a model: `chat_template` in tokenizer_config.json (a string, or a list of
-// {name, template} where "default" wins), else chat_template.jinja, else the GGUF key tokenizer.chat_template.
+// The chat template of a model, looked up as transformers does: chat_template.jinja, else chat_template.json
+// ({"chat_template": ...}), else `chat_template` in tokenizer_config.json (a string, or a list of
+// {name, template} where "default" wins). `model_path` is the model directory or a file inside it.
+// For a .gguf file: the metadata key tokenizer.chat_template (named ones: tokenizer.chat_template.<name>).
 // nullopt when the model has none (callers fall back to ChatML and warn).
 std::optional<std::string> FindChatTemplate(const std::string& model_path);
+
+// The template transformers would pick: the "tool_use" one when tools are passed and the model names one,
+// else FindChatTemplate().
+std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools);
 
 // A named template from tokenizer_config.json's list form (e.g. "tool_use"); nullopt when absent.
 std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, const std::string& name);
 // Names of all templates a model offers ("default" for a plain string template).
 std::vector<std::string> ChatTemplateNames(const std::string& model_path);
+
+// bos_token/eos_token text as the template sees it: tokenizer_config.json (strings or {"content": ...}),
+// or a GGUF file's tokenizer.ggml.{bos,eos}_token_id looked up in tokenizer.ggml.tokens. Empty when absent.
+struct SpecialTokens {
+  std::string bos;
+  std::string eos;
+};
+SpecialTokens FindSpecialTokens(const std::string& model_path);
 
 // The documented fallback for models without a template: ChatML
 //   <|im_start|>{role}\n{content}<|im_end|>\n ... and "<|im_start|>assistant\n" when a reply is wanted.

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "chat/chat_template.h"
+#include "formats/gguf.h"
 
 namespace pensieve::chat {
 namespace {
@@ -26,6 +27,30 @@ Json ParseJsonFile(const fs::path& p, const std::string& text) {
   } catch (const Json::exception& e) {
     throw Error(p.string() + ": invalid JSON: " + e.what());
   }
+}
+
+bool IsGguf(const std::string& model_path) {
+  fs::path p(model_path);
+  std::error_code ec;
+  return p.extension() == ".gguf" && fs::is_regular_file(p, ec);
+}
+
+// GGUF keeps the default template under tokenizer.chat_template and named ones under
+// tokenizer.chat_template.<name> (llama.cpp's convention).
+std::vector<std::pair<std::string, std::string>> GgufTemplates(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto f = GgufFile::Open(path);
+  const std::string prefix = "tokenizer.chat_template";
+  for (const auto& [key, value] : f->metadata()) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    if (value.type != GgufType::kString) throw Error(path + ": " + key + " is not a string");
+    if (key.size() == prefix.size()) {
+      out.insert(out.begin(), {"default", value.string_value});
+    } else if (key[prefix.size()] == '.') {
+      out.emplace_back(key.substr(prefix.size() + 1), value.string_value);
+    }
+  }
+  return out;
 }
 
 fs::path ModelDir(const std::string& model_path) {
@@ -75,6 +100,11 @@ std::optional<std::string> FileTemplate(const fs::path& dir) {
 }  // namespace
 
 std::optional<std::string> FindChatTemplate(const std::string& model_path) {
+  if (IsGguf(model_path)) {
+    for (const auto& [name, tmpl] : GgufTemplates(model_path))
+      if (name == "default") return tmpl;
+    return std::nullopt;
+  }
   fs::path dir = ModelDir(model_path);
   if (auto t = FileTemplate(dir)) return t;
   auto named = ConfigTemplates(dir);
@@ -84,7 +114,18 @@ std::optional<std::string> FindChatTemplate(const std::string& model_path) {
   return std::nullopt;
 }
 
+std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools) {
+  if (with_tools)
+    if (auto t = FindNamedChatTemplate(model_path, "tool_use")) return t;
+  return FindChatTemplate(model_path);
+}
+
 std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, const std::string& name) {
+  if (IsGguf(model_path)) {
+    for (const auto& [n, tmpl] : GgufTemplates(model_path))
+      if (n == name) return tmpl;
+    return std::nullopt;
+  }
   fs::path dir = ModelDir(model_path);
   for (const auto& [n, tmpl] : ConfigTemplates(dir))
     if (n == name) return tmpl;
@@ -93,8 +134,12 @@ std::optional<std::string> FindNamedChatTemplate(const std::string& model_path, 
 }
 
 std::vector<std::string> ChatTemplateNames(const std::string& model_path) {
-  fs::path dir = ModelDir(model_path);
   std::vector<std::string> names;
+  if (IsGguf(model_path)) {
+    for (const auto& kv : GgufTemplates(model_path)) names.push_back(kv.first);
+    return names;
+  }
+  fs::path dir = ModelDir(model_path);
   bool has_default = false;
   for (const auto& [n, tmpl] : ConfigTemplates(dir)) {
     names.push_back(n);
@@ -102,6 +147,45 @@ std::vector<std::string> ChatTemplateNames(const std::string& model_path) {
   }
   if (!has_default && FileTemplate(dir)) names.insert(names.begin(), "default");
   return names;
+}
+
+namespace {
+
+// tokenizer_config.json writes special tokens as strings or as AddedToken objects {"content": ...}.
+std::string ConfigToken(const Json& cfg, const char* key) {
+  if (!cfg.is_object() || !cfg.contains(key)) return "";
+  const Json& t = cfg[key];
+  if (t.is_string()) return t.get<std::string>();
+  if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
+  return "";
+}
+
+std::string GgufToken(const GgufFile& f, const char* id_key) {
+  auto id = f.GetInt(id_key);
+  const auto* tokens = f.GetStringArray("tokenizer.ggml.tokens");
+  if (!id || !tokens) return "";
+  if (*id < 0 || static_cast<uint64_t>(*id) >= tokens->size())
+    throw Error(f.name() + ": " + id_key + " = " + std::to_string(*id) + " is outside the vocabulary");
+  return (*tokens)[static_cast<size_t>(*id)];
+}
+
+}  // namespace
+
+SpecialTokens FindSpecialTokens(const std::string& model_path) {
+  SpecialTokens t;
+  if (IsGguf(model_path)) {
+    auto f = GgufFile::Open(model_path);
+    t.bos = GgufToken(*f, "tokenizer.ggml.bos_token_id");
+    t.eos = GgufToken(*f, "tokenizer.ggml.eos_token_id");
+    return t;
+  }
+  fs::path cfg = ModelDir(model_path) / "tokenizer_config.json";
+  if (auto text = ReadFile(cfg)) {
+    Json j = ParseJsonFile(cfg, *text);
+    t.bos = ConfigToken(j, "bos_token");
+    t.eos = ConfigToken(j, "eos_token");
+  }
+  return t;
 }
 
 }  // namespace pensieve::chat

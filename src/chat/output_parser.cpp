@@ -268,9 +268,12 @@ class Parser final : public OutputParser {
         AbandonTool(out, {});
         return;
       }
-      // A broken object after its call started: close the call, then look for the close marker.
-      Emit(OutputEvent::Kind::kToolEnd, "", out);
+      // A broken object after a call was reported: close the open call, if any, and skip to the close
+      // marker (what is not the marker becomes text again).
+      if (scanner_.started()) Emit(OutputEvent::Kind::kToolEnd, "", out);
+      in_list_ = false;
       tool_phase_ = CloseMarker().empty() ? ToolPhase::kAfterObject : ToolPhase::kClose;
+      close_buf_.clear();
       return;
     }
     if (st == JsonCallScanner::Status::kDone) tool_phase_ = ToolPhase::kAfterObject;

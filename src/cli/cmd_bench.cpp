@@ -28,6 +28,14 @@ struct BenchArgs {
   double bandwidth = 0;
 };
 
+// Process CPU time (all threads). On a shared machine wall time includes waiting for a core; CPU time per
+// thread shows what the run would take with its cores to itself.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
 int64_t PeakRssBytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -55,11 +63,14 @@ void Run(const BenchArgs& a) {
 
   int seq = model->NewSequence();
   model::ForwardItem item{seq, prompt, false};
+  const double c0 = CpuSeconds();
   auto t0 = std::chrono::steady_clock::now();
   model->Forward(std::span(&item, 1), logits);
+  const double prefill_cpu = CpuSeconds() - c0;
   const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   int32_t next = 0;
+  const double c1 = CpuSeconds();
   auto t1 = std::chrono::steady_clock::now();
   for (int i = 0; i < a.gen_tokens; ++i) {
     next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -67,6 +78,7 @@ void Run(const BenchArgs& a) {
     model->Forward(std::span(&step, 1), logits);
   }
   const double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double decode_cpu = CpuSeconds() - c1;
   const int64_t peak_rss = PeakRssBytes();
 
   // Bytes one decode step reads: every matrix once, one embedding row, and the KV cache so far (f32 K and V
@@ -86,6 +98,10 @@ void Run(const BenchArgs& a) {
                       {"prefill_tok_s", a.prompt_tokens / prefill_s},
                       {"decode_tokens", a.gen_tokens},
                       {"decode_tok_s", decode_tps},
+                      {"prefill_cpu_s", prefill_cpu},
+                      {"prefill_wall_s", prefill_s},
+                      {"decode_cpu_s", decode_cpu},
+                      {"decode_wall_s", decode_s},
                       {"peak_rss_bytes", peak_rss},
                       {"bytes_per_token", bytes_per_token},
                       {"achieved_gb_s", achieved},
@@ -101,6 +117,9 @@ void Run(const BenchArgs& a) {
   std::printf("decode      %d tokens: %.2f tok/s\n", a.gen_tokens, decode_tps);
   std::printf("read/token  %.1f MB -> %.2f GB/s, %.0f%% of %.1f GB/s read bandwidth (%s)\n", bytes_per_token / 1e6,
               achieved, 100 * achieved / bandwidth, bandwidth, a.bandwidth > 0 ? "given" : "measured");
+  std::printf("cpu share   prefill %.0f%%, decode %.0f%% of %d threads x wall time (below 100%%: the machine is shared)\n",
+              100 * prefill_cpu / (prefill_s * backend.threads()), 100 * decode_cpu / (decode_s * backend.threads()),
+              backend.threads());
   std::printf("peak RSS    %.1f MB\n", peak_rss / 1e6);
 }
 

@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace pensieve::cli {
@@ -63,10 +64,20 @@ int32_t Sample(const float* logits, int64_t vocab, float temperature, std::mt199
 
 void Run(const GenerateArgs& a) {
   Require(a.prompt.empty() != a.prompt_ids.empty(), "generate: give exactly one of --prompt or --prompt-ids");
-  Require(a.prompt.empty(),
-          "generate: --prompt needs the tokenizer, which this build does not have yet; use --prompt-ids 1,2,3");
   Require(a.max_tokens >= 0, "--max-tokens must be >= 0");
-  std::vector<int32_t> prompt = ParseIds(a.prompt_ids);
+  // The tokenizer is needed for --prompt; with --prompt-ids it is optional (used to print text).
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!a.prompt.empty()) {
+    tokenizer = LoadTokenizer(a.model);
+  } else {
+    try {
+      tokenizer = LoadTokenizer(a.model);
+    } catch (const Error&) {
+    }
+  }
+  // --prompt: BOS as the tokenizer's configuration says (HF encode); --prompt-ids: exactly as given.
+  std::vector<int32_t> prompt = a.prompt.empty() ? ParseIds(a.prompt_ids) : tokenizer->Encode(a.prompt);
+  Require(!prompt.empty(), "generate: the prompt encodes to no tokens");
 
   backend::cpu::CpuBackend backend(a.threads);
   model::LoadOptions opts;
@@ -84,9 +95,21 @@ void Run(const GenerateArgs& a) {
   model->Forward(std::span(&item, 1), logits);
   auto t1 = std::chrono::steady_clock::now();
   std::vector<int32_t> out;
+  // Text streams to stdout as it is generated (unless ids were asked for, or there is no tokenizer).
+  const bool stream_text = tokenizer && !a.print_ids;
+  std::unique_ptr<StreamDecoder> stream;
+  if (stream_text) {
+    stream = std::make_unique<StreamDecoder>(*tokenizer, /*skip_special=*/true);
+    for (int32_t id : prompt) std::fputs(stream->Push(id).c_str(), stdout);
+    std::fflush(stdout);
+  }
   for (int i = 0; i < a.max_tokens; ++i) {
     int32_t next = Sample(logits.data(), vocab, a.temperature, rng);
     out.push_back(next);
+    if (stream_text) {
+      std::fputs(stream->Push(next).c_str(), stdout);
+      std::fflush(stdout);
+    }
     bool eos = false;
     for (int64_t e : c.eos_token_ids) eos |= e == next;
     if (eos || i + 1 == a.max_tokens) break;
@@ -99,6 +122,8 @@ void Run(const GenerateArgs& a) {
   for (size_t i = 0; i < out.size(); ++i) line += (i ? " " : "") + std::to_string(out[i]);
   if (a.print_ids) {
     std::printf("%s\n", line.c_str());
+  } else if (stream_text) {
+    std::printf("%s\n", stream->Flush().c_str());
   } else {
     std::printf("generated ids (no tokenizer in this build): %s\n", line.c_str());
   }
@@ -115,7 +140,7 @@ void RegisterGenerate(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt");
   cmd->add_option("--model", args->model, "Model directory (config.json + safetensors)")->required();
-  cmd->add_option("--prompt", args->prompt, "Prompt text (needs the tokenizer)");
+  cmd->add_option("--prompt", args->prompt, "Prompt text (encoded with the model's tokenizer; BOS as it configures)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated, used as given (no BOS added)");
   cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", args->temperature, "0: greedy")->capture_default_str();

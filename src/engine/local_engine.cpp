@@ -296,6 +296,8 @@ class LocalEngine final : public Engine {
       model_->FreeSequence(s.kv);
       s.kv = -1;
       reserved_blocks_ -= s.reserved_blocks;
+      std::lock_guard lk(mu_);
+      stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
     }
     engine::Finish f;
     f.reason = reason;

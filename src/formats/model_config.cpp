@@ -242,8 +242,8 @@ void ParseRope(const Fields& top, ModelConfig& c) {
     if (r.short_factor.empty()) throw f.Fail("short_factor", "missing (required for longrope)");
     if (r.long_factor.empty()) throw f.Fail("long_factor", "missing (required for longrope)");
     r.original_max_position_embeddings = orig();
-    if (r.original_max_position_embeddings <= 0)
-      throw f.Fail("original_max_position_embeddings", "missing (required for longrope)");
+    if (r.original_max_position_embeddings < 2)
+      throw f.Fail("original_max_position_embeddings", "missing or < 2 (required for longrope)");
     r.short_mscale = f.Num("short_mscale");
     r.long_mscale = f.Num("long_mscale");
     // As transformers: `factor` if given, else max_position_embeddings / original_max_position_embeddings.

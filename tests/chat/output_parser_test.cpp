@@ -386,5 +386,25 @@ TEST(OutputParserTest, StringArgumentsAreUnwrapped) {
   EXPECT_EQ(p.calls[0].args, "{\"a\": \"b\"}");
 }
 
+
+TEST(OutputParserTest, RandomMarkupSoupIsChunkingInvariantAndWellNested) {
+  // Strings built from markers, their prefixes and JSON pieces: whatever the parser decides, every chunking
+  // must decide the same, and tool events must nest (start, args..., end).
+  const std::vector<std::string> pieces = {
+      "<tool_call>", "</tool_call>", "<tool_", "<|tool_call|>", "<|/tool_call|>", "[TOOL_CALLS]", "[ARGS]",
+      "[CALL_ID]", "<|python_tag|>", "<|eom_id|>", "<think>", "</think>", "</thi", "{", "}", "[", "]", ",",
+      ":", " ", "\n", "\"", "\\", "\"name\"", "\"arguments\"", "\"parameters\"", "\"f\"", "1", "x", "get_w",
+      "; ", "\xC3\xA9"};
+  std::mt19937 rng(1234);
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string in;
+    int n = 1 + rng() % 24;
+    for (int i = 0; i < n; ++i) in += pieces[rng() % pieces.size()];
+    ParserConfig config = Config(static_cast<ToolFormat>(iter % 5), iter % 3 != 0, iter % 7 == 0);
+    Parsed p = RunAllChunkings(config, in);
+    EXPECT_TRUE(p.well_formed) << in << "\n" << Describe(p.events);
+  }
+}
+
 }  // namespace
 }  // namespace pensieve::chat

@@ -55,7 +55,14 @@ void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, 
             r[j] = rows + j * K;
           }
         }
-        for (int64_t t = t0; t < t1; ++t) {
+        int64_t t = t0;
+        for (; t + 4 <= t1; t += 4) {
+          float out[16];
+          Dot4x4(x + t * K, K, r[0], r[1], r[2], r[3], K, out);
+          for (int64_t j = 0; j < m; ++j)
+            for (int64_t i = 0; i < 4; ++i) y[(t + i) * N + n + j] = out[j * 4 + i] + (bias ? bias[n + j] : 0.0f);
+        }
+        for (; t < t1; ++t) {
           float out[4];
           Dot4(x + t * K, r[0], r[1], r[2], r[3], K, out);
           for (int64_t j = 0; j < m; ++j) y[t * N + n + j] = out[j] + (bias ? bias[n + j] : 0.0f);

@@ -102,6 +102,41 @@ HWY_INLINE void Dot4(const float* HWY_RESTRICT x, const float* w0, const float* 
   }
 }
 
+// out[j * 4 + i] = dot(x_i, w_j) for four activation rows x_i (stride ldx) and four f32 weight rows: a 4x4
+// register tile, 16 independent accumulators fed by 8 loads per step (twice Dot4's FMAs per load).
+HWY_INLINE void Dot4x4(const float* HWY_RESTRICT x, int64_t ldx, const float* w0, const float* w1, const float* w2,
+                       const float* w3, int64_t n, float* out) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
+  auto c00 = hn::Zero(d), c01 = hn::Zero(d), c02 = hn::Zero(d), c03 = hn::Zero(d);
+  auto c10 = hn::Zero(d), c11 = hn::Zero(d), c12 = hn::Zero(d), c13 = hn::Zero(d);
+  auto c20 = hn::Zero(d), c21 = hn::Zero(d), c22 = hn::Zero(d), c23 = hn::Zero(d);
+  auto c30 = hn::Zero(d), c31 = hn::Zero(d), c32 = hn::Zero(d), c33 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto a0 = hn::LoadU(d, x0 + i), a1 = hn::LoadU(d, x1 + i);
+    const auto a2 = hn::LoadU(d, x2 + i), a3 = hn::LoadU(d, x3 + i);
+    auto b = hn::LoadU(d, w0 + i);
+    c00 = hn::MulAdd(a0, b, c00), c01 = hn::MulAdd(a1, b, c01), c02 = hn::MulAdd(a2, b, c02), c03 = hn::MulAdd(a3, b, c03);
+    b = hn::LoadU(d, w1 + i);
+    c10 = hn::MulAdd(a0, b, c10), c11 = hn::MulAdd(a1, b, c11), c12 = hn::MulAdd(a2, b, c12), c13 = hn::MulAdd(a3, b, c13);
+    b = hn::LoadU(d, w2 + i);
+    c20 = hn::MulAdd(a0, b, c20), c21 = hn::MulAdd(a1, b, c21), c22 = hn::MulAdd(a2, b, c22), c23 = hn::MulAdd(a3, b, c23);
+    b = hn::LoadU(d, w3 + i);
+    c30 = hn::MulAdd(a0, b, c30), c31 = hn::MulAdd(a1, b, c31), c32 = hn::MulAdd(a2, b, c32), c33 = hn::MulAdd(a3, b, c33);
+  }
+  const float* xs[4] = {x0, x1, x2, x3};
+  const float* ws[4] = {w0, w1, w2, w3};
+  const hn::Vec<DF> acc[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
+  for (int j = 0; j < 4; ++j)
+    for (int t = 0; t < 4; ++t) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc[j * 4 + t]));
+      for (int64_t k = i; k < n; ++k) sum += xs[t][k] * ws[j][k];
+      out[j * 4 + t] = sum;
+    }
+}
+
 // dst[i] = src[i] widened to f32.
 template <FloatType kType>
 HWY_INLINE void ConvertRow(const void* HWY_RESTRICT src, float* HWY_RESTRICT dst, int64_t n) {

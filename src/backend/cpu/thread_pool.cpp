@@ -22,20 +22,26 @@ ThreadPool::ThreadPool(int threads) {
 }
 
 ThreadPool::~ThreadPool() {
+  stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_.store(true);
     generation_.fetch_add(1);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::Drain(int thread) {
+void ThreadPool::Drain(uint64_t generation, int thread) {
+  Job& job = jobs_[generation & 1];
   for (;;) {
-    int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= tasks_) break;
-    call_(fn_, task, thread);
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    if ((c >> 32) != (generation & 0xffffffffu)) return;  // a newer job: ours is fully claimed
+    const int64_t index = static_cast<int64_t>(c & 0xffffffffu);
+    if (index >= job.tasks.load(std::memory_order_relaxed)) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    // Claimed: job `generation` cannot finish (so its slot cannot be reused) before our task is done.
+    job.call.load(std::memory_order_relaxed)(job.fn.load(std::memory_order_relaxed), index, thread);
+    job.done.fetch_add(1, std::memory_order_release);
   }
 }
 
@@ -45,21 +51,25 @@ void ThreadPool::RunImpl(int64_t tasks, Trampoline call, const void* fn) {
     for (int64_t t = 0; t < tasks; ++t) call(fn, t, 0);
     return;
   }
-  {
+  const uint64_t g = ++last_generation_;
+  Job& job = jobs_[g & 1];
+  job.call.store(call, std::memory_order_relaxed);
+  job.fn.store(fn, std::memory_order_relaxed);
+  job.tasks.store(tasks, std::memory_order_relaxed);
+  job.done.store(0, std::memory_order_relaxed);
+  claim_.store((g & 0xffffffffu) << 32, std::memory_order_release);
+  generation_.store(g, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(mu_);
-    tasks_ = tasks;
-    call_ = call;
-    fn_ = fn;
-    next_task_.store(0, std::memory_order_relaxed);
-    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    wake_.notify_all();
   }
-  wake_.notify_all();
-  Drain(0);
-  for (int i = 0; i < kSpinIterations && busy_.load(std::memory_order_acquire) != 0; ++i) PENSIEVE_PAUSE();
-  if (busy_.load(std::memory_order_acquire) != 0) {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return busy_.load(std::memory_order_acquire) == 0; });
+  Drain(g, 0);
+  for (int i = 0; job.done.load(std::memory_order_acquire) < tasks; ++i) {
+    if (i < kSpinIterations) {
+      PENSIEVE_PAUSE();
+    } else {
+      std::this_thread::yield();
+    }
   }
 }
 
@@ -70,15 +80,13 @@ void ThreadPool::Work(int thread) {
       PENSIEVE_PAUSE();
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
     }
-    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    Drain(thread);
-    if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_.notify_one();
-    }
+    seen = generation_.load(std::memory_order_acquire);
+    Drain(seen, thread);
   }
 }
 

@@ -46,9 +46,31 @@ Value IgnoreCase(const Value& v, bool case_sensitive) {
   return v;
 }
 
+// Jinja's sort keys are lists ([key]); list comparison tests == before <, so equal keys (None, None)
+// never reach the unorderable '<'.
 bool SortLess(const Value& a, const Value& b) {
-  if (a.IsUndefined() && b.IsUndefined()) return false;
+  if (Equals(a, b)) return false;
   return Less(a, b);
+}
+
+// sort(attribute="a,b") sorts by several keys.
+std::vector<Value> SortKeys(const Value& item, const Value* attr, bool cs) {
+  std::vector<Value> keys;
+  if (!attr || !attr->IsString()) {
+    keys.push_back(IgnoreCase(attr ? GetPath(item, *attr) : item, cs));
+    return keys;
+  }
+  for (const std::string& part : pystr::Split(attr->Str(), std::string(","), -1))
+    keys.push_back(IgnoreCase(GetPath(item, Value::String(part)), cs));
+  return keys;
+}
+
+bool KeysLess(const std::vector<Value>& a, const std::vector<Value>& b) {
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (Equals(a[i], b[i])) continue;
+    return Less(a[i], b[i]);
+  }
+  return a.size() < b.size();
 }
 
 // ---- string filters ----
@@ -161,21 +183,13 @@ Value FWordcount(const Value& v, Args&) {
 }
 
 Value FEscape(const Value& v, Args&) {
-  std::string out;
-  for (char c : SoftStr(v)) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out.push_back(c);
-    }
-  }
-  return Value::String(out);
+  if (v.IsMarkup()) return v;
+  return Value::Markup(HtmlEscape(SoftStr(v)));
 }
 
-Value FSafe(const Value& v, Args&) { return v.IsUndefined() ? Value::String("") : v.IsString() ? v : Value::String(v.ToStr()); }
+Value FForceEscape(const Value& v, Args&) { return Value::Markup(HtmlEscape(SoftStr(v))); }
+
+Value FSafe(const Value& v, Args&) { return Value::Markup(SoftStr(v)); }
 Value FString(const Value& v, Args&) { return Value::String(SoftStr(v)); }
 
 // printf-style `"%s-%d" | format(a, b)`: %s %r %d %i %f %x %% with optional precision.
@@ -310,14 +324,11 @@ Value FSort(const Value& v, Args& a) {
   bool cs = OptBool(a, 1, "case_sensitive", false);
   const Value* attr = Opt(a, 2, "attribute");
   std::vector<Value> items = Iterate(v);
-  std::vector<std::pair<Value, Value>> keyed;
+  std::vector<std::pair<std::vector<Value>, Value>> keyed;
   keyed.reserve(items.size());
-  for (Value& it : items) {
-    Value key = attr ? GetPath(it, *attr) : it;
-    keyed.emplace_back(IgnoreCase(key, cs), std::move(it));
-  }
+  for (Value& it : items) keyed.emplace_back(SortKeys(it, attr, cs), std::move(it));
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-    return reverse ? SortLess(y.first, x.first) : SortLess(x.first, y.first);
+    return reverse ? KeysLess(y.first, x.first) : KeysLess(x.first, y.first);
   });
   std::vector<Value> out;
   for (auto& kv : keyed) out.push_back(std::move(kv.second));
@@ -367,6 +378,7 @@ Value FSum(const Value& v, Args& a) {
 
 Value FMap(const Value& v, Args& a) {
   std::vector<Value> out;
+  if (!v.Truthy()) return Value::Generator({});  // Jinja: `if value:` before iterating
   if (a.pos.empty()) {
     const Value* attr = a.Get(SIZE_MAX, "attribute");
     if (!attr) ThrowTypeError("map() requires a filter name or attribute=");
@@ -391,6 +403,7 @@ Value FMap(const Value& v, Args& a) {
 }
 
 Value SelectReject(const Value& v, Args& a, bool select, bool by_attr) {
+  if (!v.Truthy()) return Value::Generator({});  // Jinja: `if value:` before iterating
   size_t base = 0;
   const Value* attr = nullptr;
   if (by_attr) {
@@ -565,7 +578,7 @@ const std::map<std::string, FilterFn>& Table() {
       {"abs", FAbs},           {"attr", FAttr},         {"capitalize", FCapitalize}, {"center", FCenter},
       {"count", FLength},      {"d", FDefault},         {"default", FDefault},       {"dictsort", FDictsort},
       {"e", FEscape},          {"escape", FEscape},     {"first", FFirst},           {"float", FFloat},
-      {"forceescape", FEscape}, {"format", FFormat},    {"indent", FIndent},         {"int", FInt},
+      {"forceescape", FForceEscape}, {"format", FFormat},    {"indent", FIndent},         {"int", FInt},
       {"items", FItems},       {"join", FJoin},         {"last", FLast},             {"length", FLength},
       {"list", FList},         {"lower", FLower},       {"map", FMap},               {"max", FMax},
       {"min", FMin},           {"reject", FReject},     {"rejectattr", FRejectAttr}, {"replace", FReplace},

@@ -22,7 +22,7 @@ struct Frame {
 using FramePtr = std::shared_ptr<Frame>;
 
 struct RenderLimits {
-  uint64_t max_steps = 5'000'000;     // statements + loop iterations + calls
+  uint64_t max_steps = 1'000'000;     // statements + loop iterations + calls (~1 s at worst)
   int max_call_depth = 64;            // nested macro calls
   size_t max_output = 64u << 20;      // bytes of any one output buffer
 };

@@ -12,9 +12,25 @@ namespace {
   ThrowTypeError("unsupported operand type(s) for " + op + ": '" + a.TypeName() + "' and '" + b.TypeName() + "'");
 }
 
-int64_t CheckedInt(bool overflow, int64_t v) {
-  if (overflow) throw JinjaError("OverflowError", "integer result too large for this implementation (64-bit)");
-  return v;
+[[noreturn]] void Overflow() {
+  throw JinjaError("OverflowError", "integer result too large for this implementation (64-bit)");
+}
+
+// Python ints are unbounded; ours are 64-bit and refuse to wrap.
+int64_t AddInt(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) Overflow();
+  return r;
+}
+int64_t SubInt(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) Overflow();
+  return r;
+}
+int64_t MulInt(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) Overflow();
+  return r;
 }
 
 Value Repeat(const Value& seq, int64_t n) {
@@ -238,12 +254,16 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b) {
   if (op == "+") {
     if (nums) {
       if (floats) return Value::Float(a.AsFloat() + b.AsFloat());
-      int64_t r;
-      return Value::Int(CheckedInt(__builtin_add_overflow(a.AsInt(), b.AsInt(), &r), r));
+      return Value::Int(AddInt(a.AsInt(), b.AsInt()));
     }
     if (a.IsString() && b.IsString()) {
       CheckStringSize(a.Str().size() + b.Str().size());
-      return Value::String(a.Str() + b.Str());
+      if (a.IsMarkup() == b.IsMarkup())
+        return a.IsMarkup() ? Value::Markup(a.Str() + b.Str()) : Value::String(a.Str() + b.Str());
+      // Markup + str escapes the plain side (markupsafe's __add__/__radd__).
+      std::string s = a.IsMarkup() ? a.Str() + HtmlEscape(b.Str()) : HtmlEscape(a.Str()) + b.Str();
+      CheckStringSize(s.size());
+      return Value::Markup(std::move(s));
     }
     if (a.IsList() && b.IsList() && !a.IsGenerator() && !b.IsGenerator() && a.IsTuple() == b.IsTuple()) {
       CheckItemCount(a.list()->items.size() + b.list()->items.size());
@@ -258,14 +278,12 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b) {
   if (op == "-") {
     if (!nums) Unsupported("-", a, b);
     if (floats) return Value::Float(a.AsFloat() - b.AsFloat());
-    int64_t r;
-    return Value::Int(CheckedInt(__builtin_sub_overflow(a.AsInt(), b.AsInt(), &r), r));
+    return Value::Int(SubInt(a.AsInt(), b.AsInt()));
   }
   if (op == "*") {
     if (nums) {
       if (floats) return Value::Float(a.AsFloat() * b.AsFloat());
-      int64_t r;
-      return Value::Int(CheckedInt(__builtin_mul_overflow(a.AsInt(), b.AsInt(), &r), r));
+      return Value::Int(MulInt(a.AsInt(), b.AsInt()));
     }
     if ((a.IsString() || (a.IsList() && !a.IsGenerator())) && (b.IsInt() || b.IsBool())) return Repeat(a, b.AsInt());
     if ((b.IsString() || (b.IsList() && !b.IsGenerator())) && (a.IsInt() || a.IsBool())) return Repeat(b, a.AsInt());
@@ -286,7 +304,7 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b) {
     }
     int64_t x = a.AsInt(), y = b.AsInt();
     if (y == 0) throw JinjaError("ZeroDivisionError", "integer division or modulo by zero");
-    if (x == INT64_MIN && y == -1) CheckedInt(true, 0);
+    if (x == INT64_MIN && y == -1) Overflow();
     int64_t q = x / y;
     if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
     return Value::Int(q);
@@ -309,9 +327,9 @@ Value BinaryOp(const std::string& op, const Value& a, const Value& b) {
     if (!floats && b.AsInt() >= 0) {
       int64_t base = a.AsInt(), e = b.AsInt(), r = 1;
       while (e > 0) {
-        if (e & 1) CheckedInt(__builtin_mul_overflow(r, base, &r), r);
+        if (e & 1) r = MulInt(r, base);
         e >>= 1;
-        if (e > 0) CheckedInt(__builtin_mul_overflow(base, base, &base), base);
+        if (e > 0) base = MulInt(base, base);
       }
       return Value::Int(r);
     }
@@ -327,7 +345,7 @@ Value Negate(const Value& a, bool minus) {
   if (a.IsFloat()) return Value::Float(minus ? -a.AsFloat() : a.AsFloat());
   if (a.IsInt() || a.IsBool()) {
     if (!minus) return Value::Int(a.AsInt());
-    if (a.AsInt() == INT64_MIN) CheckedInt(true, 0);
+    if (a.AsInt() == INT64_MIN) Overflow();
     return Value::Int(-a.AsInt());
   }
   ThrowTypeError(std::string("bad operand type for unary ") + (minus ? "-" : "+") + ": '" + a.TypeName() + "'");

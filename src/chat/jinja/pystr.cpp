@@ -97,10 +97,8 @@ std::vector<std::string> Split(std::string_view s, const std::optional<std::stri
     while (true) {
       while (i < n && IsSpace(u[i])) ++i;
       if (i >= n) break;
-      if (static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t e = n;
-        while (e > i && IsSpace(u[e - 1])) --e;
-        out.push_back(Encode(std::u32string_view(u).substr(i, e - i)));
+      if (static_cast<int64_t>(out.size()) == maxsplit) {  // Python keeps the remainder's trailing space
+        out.push_back(Encode(std::u32string_view(u).substr(i)));
         break;
       }
       size_t j = i;
@@ -132,9 +130,7 @@ std::vector<std::string> RSplit(std::string_view s, const std::optional<std::str
       while (e > 0 && IsSpace(u[e - 1])) --e;
       if (e == 0) break;
       if (static_cast<int64_t>(out.size()) == maxsplit) {
-        size_t b = 0;
-        while (b < e && IsSpace(u[b])) ++b;
-        out.push_back(Encode(std::u32string_view(u).substr(b, e - b)));
+        out.push_back(Encode(std::u32string_view(u).substr(0, e)));
         break;
       }
       size_t j = e;

@@ -62,6 +62,28 @@ static void CheckDepth(int depth) {
   if (depth > kMaxValueDepth) throw JinjaError("RecursionError", "value nested too deeply");
 }
 
+Value Value::Markup(std::string s) {
+  Value v = String(std::move(s));
+  v.b_ = true;
+  return v;
+}
+
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
 Value Value::MakeList(std::vector<Value> items, bool tuple) {
   Value v;
   v.kind_ = Kind::kList;

@@ -47,6 +47,8 @@ class Value {
   static Value Int(int64_t i);
   static Value Float(double f);
   static Value String(std::string s);
+  // markupsafe.Markup: a str that `+` keeps safe by HTML-escaping plain str operands (`"x"|safe + y`).
+  static Value Markup(std::string s);
   static Value MakeList(std::vector<Value> items, bool tuple = false);
   static Value Generator(std::vector<Value> items);
   static Value MakeDict(std::shared_ptr<Dict> d);
@@ -64,6 +66,7 @@ class Value {
   bool IsFloat() const { return kind_ == Kind::kFloat; }
   bool IsNumber() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool IsString() const { return kind_ == Kind::kString; }
+  bool IsMarkup() const { return kind_ == Kind::kString && b_; }
   bool IsList() const { return kind_ == Kind::kList; }
   bool IsDict() const { return kind_ == Kind::kDict || kind_ == Kind::kNamespace; }
   bool IsMapping() const { return kind_ == Kind::kDict; }
@@ -154,6 +157,8 @@ bool Equals(const Value& a, const Value& b, int depth = 0);
 bool Less(const Value& a, const Value& b, int depth = 0);
 // True when `v` is or (transitively) holds the dict `d`: assigning it into `d` would make a cycle.
 bool HoldsDict(const Value& v, const Dict* d, int depth = 0);
+// markupsafe.escape of a str: & < > " ' as entities.
+std::string HtmlEscape(const std::string& s);
 // Python repr of a str.
 std::string ReprString(std::string_view s);
 // Python repr of a float ("1.0", "1e+16", "inf").

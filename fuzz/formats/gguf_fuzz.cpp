@@ -1,0 +1,16 @@
+// libFuzzer target: the GGUF reader, then the vocabulary builder on whatever parsed.
+#include <cstdint>
+#include <span>
+
+#include "formats/gguf.h"
+#include "util/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    auto f = pensieve::GgufFile::Parse(std::span<const uint8_t>(data, size), "fuzz.gguf");
+    (void)f->GetString("tokenizer.ggml.model");
+    (void)f->GetStringArray("tokenizer.ggml.tokens");
+  } catch (const pensieve::Error&) {
+  }
+  return 0;
+}
