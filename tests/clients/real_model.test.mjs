@@ -80,6 +80,24 @@ test('prompt too long is a 400 with the phrase Claude Code recognises; overflow 
   assert.ok(msg.usage.input_tokens + msg.usage.output_tokens <= 512);
 });
 
+test('prefix reuse: a second Claude-Code-shaped request with a different billing line reads the prefix from cache', { skip }, async () => {
+  // §8.32: the billing-header block (its hash changes per conversation) is normalised away before templating,
+  // so the rest of the system prompt is a stable prefix the engine can reuse.
+  const story = 'Lily was a little girl who loved to play in the park with her dog. '.repeat(20);
+  const shaped = (cch) => ({
+    model: 'stories', max_tokens: 4, temperature: 0,
+    system: [{ type: 'text', text: `x-anthropic-billing-header: cc_version=2.1.197.${cch}; cc_entrypoint=sdk-cli;` },
+      { type: 'text', text: story, cache_control: { type: 'ephemeral' } }],
+    messages: [{ role: 'user', content: 'Hi' }],
+  });
+  const first = await anthropic.messages.create(shaped('a1b'));
+  const second = await anthropic.messages.create(shaped('f9e'));
+  const total = second.usage.input_tokens + second.usage.cache_read_input_tokens;
+  assert.equal(total, first.usage.input_tokens + first.usage.cache_read_input_tokens);
+  assert.ok(second.usage.cache_read_input_tokens >= 0.9 * (total - 16),
+    `cache_read ${second.usage.cache_read_input_tokens} of ${total}`);
+});
+
 test('openai chat completions stream with usage and non-stream agree', { skip }, async () => {
   const params = { model: 'stories', temperature: 0, max_tokens: 30, messages: [{ role: 'user', content: 'Once upon a time' }] };
   const plain = await openai.chat.completions.create(params);

@@ -79,6 +79,28 @@ TEST(HttpTransport, SlowLorisHeadTimesOut) {
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
 }
 
+TEST(HttpTransport, TricklingBodyTimesOut) {
+  server::HttpOptions h;
+  h.body_timeout_ms = 500;
+  TestServer s({}, h);
+  int fd = Connect(s.port);
+  SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{");
+  auto t0 = Clock::now();
+  std::thread trickle([fd] {
+    for (int i = 0; i < 30; ++i) {
+      if (::send(fd, " ", 1, MSG_NOSIGNAL) <= 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  HttpResult r = ParseResponse(ReadAll(fd, 5000));
+  auto waited = Clock::now() - t0;
+  trickle.join();
+  ::close(fd);
+  EXPECT_EQ(r.status, 408);
+  EXPECT_LT(waited, std::chrono::milliseconds(2000));
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
 TEST(HttpTransport, MalformedRequestLinesAndHeaders) {
   TestServer s;
   for (const char* raw : {"GARBAGE\r\n\r\n", "GET /x HTTP/9.9\r\n\r\n", "GET / HTTP/1.1\r\nno-colon-here\r\n\r\n",
