@@ -15,3 +15,12 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Node.js + npm for the real-client tests (Claude Code, the Anthropic and OpenAI SDKs). Machines that already
+# have a newer Node (e.g. from NodeSource) keep it; a bare Debian 12 gets its own nodejs (18) and npm.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi

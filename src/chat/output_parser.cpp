@@ -1,6 +1,7 @@
 #include "chat/output_parser.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -303,7 +304,8 @@ class Parser final : public OutputParser {
       scanner_.Reset(bare_json_);
       return;
     }
-    if (!CloseMarker().empty() && !in_list_) {
+    // Llama ends a call turn with <|eom_id|> or <|eot_id|>; when those reach the parser as text, swallow them.
+    if ((!CloseMarker().empty() || (config_.tools == ToolFormat::kLlama3Json && c == '<')) && !in_list_) {
       tool_phase_ = ToolPhase::kClose;
       close_buf_.clear();
       StepClose(c, out);
@@ -316,15 +318,21 @@ class Parser final : public OutputParser {
   }
 
   void StepClose(char c, std::vector<OutputEvent>& out) {
-    std::string_view marker = CloseMarker();
     close_buf_.push_back(c);
     std::string_view body = close_buf_;
     while (!body.empty() && IsSpace(body.front())) body.remove_prefix(1);
-    if (body == marker) {
-      EndTool();
-      return;
+    std::array<std::string_view, 2> markers = {CloseMarker(), {}};
+    if (config_.tools == ToolFormat::kLlama3Json) markers = {kEom, kEot};
+    bool partial = false;
+    for (std::string_view marker : markers) {
+      if (marker.empty()) continue;
+      if (body == marker) {
+        EndTool();
+        return;
+      }
+      partial = partial || marker.substr(0, body.size()) == body;
     }
-    if (marker.substr(0, body.size()) == body) return;
+    if (partial) return;
     // Not the close marker: the call is over anyway; what followed is text.
     std::string rest = std::move(close_buf_);
     close_buf_.clear();

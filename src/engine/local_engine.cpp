@@ -198,58 +198,82 @@ class LocalEngine final : public Engine {
     stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
   }
 
-  // Moves waiting requests into running_ in FIFO order while a slot and their KV reservation are free.
-  // Called with mu_ held.
+  // Moves waiting requests into running_ in FIFO order while a slot and their KV are available.
+  // Called with mu_ held (engine thread).
   //
-  // KV accounting: every running sequence reserves blocks for its whole prompt + max_new (R), and prefix-cache
-  // entries count their block tables (C). Physical use never exceeds R + C (shared blocks are counted in both),
-  // so keeping R + C <= total guarantees that no running sequence ever finds the pool empty. Cache entries are
-  // evicted (least recently used first) to make room.
+  // KV accounting: a running sequence may still allocate FutureBlocks() blocks (up to its whole prompt +
+  // max_new, plus one copy-on-write when its last, partly filled block is shared). A request is admitted only
+  // when the free blocks cover every running sequence's future need plus its own, so no running sequence
+  // ever finds the pool empty. Blocks shared with the sequence it forks from are not counted again, so a
+  // long cached prefix (an agent's system prompt) stays shared while a large max_tokens is reserved.
+  // Prefix-cache entries hold blocks but never grow; they are evicted, least recently used first, when the
+  // free blocks fall short.
   void Admit() {
+    auto& kv = model_->kv_cache();
     while (!waiting_.empty() && static_cast<int>(running_.size()) < opts_.max_running) {
       Sequence& head = *waiting_.front();
-      if (reserved_blocks_ + head.reserved_blocks > total_blocks_) break;  // FIFO: no overtaking
       // The longest reusable prefix, from a cache entry or a running sequence. At least the last prompt token
       // is always computed: its logits give the first generated token.
       const std::span<const int32_t> prompt = head.req.prompt;
       const size_t usable = prompt.size() - 1;
       size_t best_n = 0;
-      int best_kv = -1;
       int best_entry = -1;
+      Sequence* best_running = nullptr;
       if (opts_.prefix_cache_entries > 0) {
         for (size_t i = 0; i < cache_.size(); ++i) {
           size_t n = std::min(usable, CommonPrefix(prompt, cache_[i].tokens));
-          if (n > best_n) best_n = n, best_kv = cache_[i].kv, best_entry = static_cast<int>(i);
+          if (n > best_n) best_n = n, best_entry = static_cast<int>(i), best_running = nullptr;
         }
         for (auto& r : running_) {
           if (r->done) continue;
           std::span<const int32_t> done_prompt(r->req.prompt.data(), r->prefilled);
           size_t n = std::min(usable, CommonPrefix(prompt, done_prompt, r->fed));
-          if (n > best_n) best_n = n, best_kv = r->kv, best_entry = -1;
+          if (n > best_n) best_n = n, best_entry = -1, best_running = r.get();
         }
       }
-      // Make room: blocks first, then a sequence slot for the new sequence.
-      while (!cache_.empty() && (reserved_blocks_ + head.reserved_blocks + cached_blocks_ > total_blocks_ ||
-                                 static_cast<int>(running_.size() + cache_.size()) >= max_live_)) {
+      auto need = [&] {
+        int64_t n = head.reserved_blocks - static_cast<int64_t>(best_n) / block_tokens_;
+        // Forking into the running source's partly filled last block makes the source copy it later.
+        if (best_running && best_n % block_tokens_ != 0) {
+          int64_t len = kv.Length(best_running->kv);
+          if (len % block_tokens_ != 0 && (len - 1) / block_tokens_ == static_cast<int64_t>(best_n - 1) / block_tokens_)
+            ++n;
+        }
+        return n;
+      };
+      int64_t committed = 0;
+      for (auto& r : running_) {
+        if (!r->done) committed += FutureBlocks(*r);
+      }
+      while (kv.free_blocks() < committed + need() && !cache_.empty()) {
         int victim = LeastRecentlyUsed(best_entry);
-        if (victim == best_entry) best_n = 0, best_kv = -1, best_entry = -1;  // only the source is left
+        if (victim == best_entry) best_n = 0, best_entry = -1;  // only the source is left
         Evict(victim);
         if (best_entry > victim) --best_entry;
       }
-      if (reserved_blocks_ + head.reserved_blocks + cached_blocks_ > total_blocks_) break;
+      if (kv.free_blocks() < committed + need()) break;  // FIFO: no overtaking; wait for blocks
       auto seq = std::move(waiting_.front());
       waiting_.pop_front();
       if (best_n > 0) {
-        seq->kv = model_->ForkSequence(best_kv, static_cast<int64_t>(best_n));
+        seq->kv = model_->ForkSequence(best_running ? best_running->kv : cache_[best_entry].kv,
+                                       static_cast<int64_t>(best_n));
         seq->prefilled = best_n;
         seq->cached = static_cast<int>(best_n);
         if (best_entry >= 0) cache_[best_entry].last_used = ++use_clock_;
       } else {
         seq->kv = model_->NewSequence();
       }
-      reserved_blocks_ += seq->reserved_blocks;
       running_.push_back(std::move(seq));
     }
+  }
+
+  // Blocks a running sequence may still take from the pool.
+  int64_t FutureBlocks(const Sequence& s) const {
+    const auto& kv = model_->kv_cache();
+    std::span<const int32_t> table = kv.BlockTable(s.kv);
+    const int64_t len = kv.Length(s.kv);
+    const bool cow = len % block_tokens_ != 0 && !table.empty() && kv.RefCount(table.back()) > 1;
+    return std::max<int64_t>(0, s.reserved_blocks - static_cast<int64_t>(table.size())) + (cow ? 1 : 0);
   }
 
   // The least recently used cache entry, preferring any other than `keep`.
@@ -401,7 +425,6 @@ class LocalEngine final : public Engine {
         model_->FreeSequence(s.kv);
       }
       s.kv = -1;
-      reserved_blocks_ -= s.reserved_blocks;
       std::lock_guard lk(mu_);
       stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
       stats_.kv_blocks_cached = static_cast<size_t>(cached_blocks_);
@@ -444,7 +467,6 @@ class LocalEngine final : public Engine {
 
   // Engine thread only (Admit runs there too, under mu_).
   std::vector<std::unique_ptr<Sequence>> running_;
-  int64_t reserved_blocks_ = 0;
   std::vector<CacheEntry> cache_;
   int64_t cached_blocks_ = 0;
   uint64_t use_clock_ = 0;

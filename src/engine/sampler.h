@@ -58,7 +58,9 @@ class Sampler {
 
   std::vector<float> work_;        // the logits being processed (vocab_)
   std::vector<int32_t> cand_;      // candidate token ids (vocab_), best first once sorted
-  std::vector<float> probs_;       // probabilities of cand_[0..n) (vocab_)
+  std::vector<float> probs_;       // relative probabilities of the candidates, by token id (vocab_)
+  static constexpr int kBuckets = 4096;
+  std::vector<double> bucket_mass_;  // top-p: probability mass per logit bucket (kBuckets)
   std::vector<float> bias_;        // dense logit bias (vocab_), empty when no bias
 
   std::vector<int32_t> window_;    // ring buffer of the last repetition_window tokens

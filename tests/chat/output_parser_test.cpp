@@ -300,6 +300,13 @@ TEST(OutputParserTest, LlamaPythonTagAndBareJson) {
   ASSERT_EQ(two.calls.size(), 2u);
   EXPECT_EQ(two.text, "");
   EXPECT_EQ(two.calls[1].args, "{\"k\": 2}");
+  // End-of-message tokens that reach the parser as text are swallowed; other text after a call is text.
+  Parsed eom = RunAllChunkings(Config(ToolFormat::kLlama3Json), "{\"name\": \"f\", \"parameters\": {}}<|eom_id|>");
+  ASSERT_EQ(eom.calls.size(), 1u);
+  EXPECT_EQ(eom.text, "");
+  Parsed after = RunAllChunkings(Config(ToolFormat::kLlama3Json), "{\"name\": \"f\", \"parameters\": {}} <b>ok");
+  ASSERT_EQ(after.calls.size(), 1u);
+  EXPECT_EQ(after.text, "<b>ok");  // whitespace right after a call is dropped
   // A JSON answer that is not a call stays text, byte for byte.
   for (std::string s : {"{\"name\": \"Bob\", \"age\": 3}", "  {not json at all", "{}", "Here: {\"name\": \"f\", \"parameters\": {}}"}) {
     Parsed p = RunAllChunkings(Config(ToolFormat::kLlama3Json), s);

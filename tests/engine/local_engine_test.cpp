@@ -423,6 +423,29 @@ TEST(LocalEngineTest, CacheEntriesAreEvictedWhenTheirBlocksAreNeeded) {
   }
 }
 
+TEST(LocalEngineTest, LongCachedPrefixSurvivesALargeReservation) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  const Case& c = cases[0];
+  ASSERT_GE(c.continuation.size(), 60u);
+  auto engine = Start({}, 8 * 16 * 1280);  // 8 blocks of 16 tokens
+  const int p = static_cast<int>(c.prompt.size());
+  std::vector<int32_t> prompt = c.prompt;  // 48 tokens: 3 blocks
+  prompt.insert(prompt.end(), c.continuation.begin(), c.continuation.begin() + (48 - p));
+  Collector a;
+  engine->Submit(Greedy(prompt, 2), a.MakeSink());
+  a.Wait();
+  EXPECT_EQ(engine->Stats().kv_blocks_used, 4u);  // 49 tokens kept for reuse
+  // 48 + 48 tokens reserve 6 blocks; only 4 are free, but 2 full blocks are shared with the cache entry and
+  // the partial third is copied on write: it fits without evicting the entry.
+  Collector b;
+  b.on_token_hook = [](int n) { return n < 17; };
+  engine->Submit(Greedy(prompt, 48), b.MakeSink());
+  Finish fb = b.Wait();
+  EXPECT_EQ(fb.cached_prompt_tokens, 47);
+  EXPECT_EQ(b.tokens, std::vector<int32_t>(c.continuation.begin() + (48 - p), c.continuation.begin() + (65 - p)));
+}
+
 TEST(LocalEngineTest, ShutdownFinishesEveryone) {
   PENSIEVE_REQUIRE_SHARED();
   auto cases = LoadCases();

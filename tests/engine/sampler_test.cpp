@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 #include <vector>
 
 #include "util/error.h"
@@ -303,6 +304,44 @@ TEST(SamplerTest, LargeVocabularyTopPMatchesDefinition) {
   EXPECT_EQ(other, 0);
   double chi2 = std::pow(n10 - e[10] * n, 2) / (e[10] * n) + std::pow(n20 - e[20] * n, 2) / (e[20] * n);
   EXPECT_LT(chi2, kChiSquare999[1]);
+}
+
+TEST(SamplerTest, TopPOnAFlatLargeDistributionKeepsExactlyTheNucleus) {
+  // 5000 tokens with many close logits: the nucleus holds hundreds of tokens, so the bucketed selection
+  // path is used. Every draw must come from the nucleus computed here by sorting, and its logprob must be
+  // the logit minus the log of the nucleus mass, which only holds if the cut is exactly at the right token.
+  const int V = 5000;
+  std::vector<float> logits(V);
+  for (int i = 0; i < V; ++i) logits[i] = 3.0f * std::sin(i * 0.37f) + 0.1f * (i % 7);
+  std::vector<int> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  double z = 0;
+  for (float l : logits) z += std::exp(static_cast<double>(l));
+  std::vector<bool> in_nucleus(V, false);
+  double mass = 0, cum = 0;
+  size_t size = 0;
+  for (int t : order) {
+    cum += std::exp(static_cast<double>(logits[t])) / z;
+    mass += std::exp(static_cast<double>(logits[t]));
+    in_nucleus[t] = true;
+    ++size;
+    if (cum >= 0.6) break;
+  }
+  ASSERT_GT(size, 100u);
+  const double log_mass = std::log(mass);
+  SamplingParams p = Seeded(11);
+  p.top_p = 0.6f;
+  Sampler s(p, V);
+  TokenOut out;
+  std::set<int> seen;
+  for (int i = 0; i < 3000; ++i) {
+    int32_t t = s.Sample(logits, &out);
+    ASSERT_TRUE(in_nucleus[t]) << "token " << t << " is outside the nucleus";
+    ASSERT_NEAR(out.logprob, logits[t] - log_mass, 2e-4);
+    seen.insert(t);
+  }
+  EXPECT_GT(seen.size(), 50u);
 }
 
 TEST(SamplerTest, RejectsBadParameters) {
