@@ -73,6 +73,25 @@ test('claude -p hello against the fake-engine server exits 0 with the model text
     }
   });
 
+const demoModel = path.resolve('../../models/demo');
+test('claude -p hello against pensieve serve on the demo model exits 0, prints its text, only 2xx',
+  { skip: !binary || !fs.existsSync(binary) || !fs.existsSync(`${demoModel}/config.json`) || !haveClaude
+    ? 'needs the pensieve binary, models/demo and node_modules/.bin/claude' : false, timeout: 900000 }, async () => {
+    const server = await startServer(binary, ['serve', '--port', '0']);  // no --model: the demo model
+    try {
+      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'demo', '--output-format', 'json'], 840000);
+      const detail = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nserver:\n${server.log.join('\n')}`;
+      assert.equal(r.code, 0, detail);
+      const result = JSON.parse(r.stdout.trim().split('\n').pop());
+      assert.equal(result.is_error, false, detail);
+      assert.ok(result.result.length > 0, detail);
+      assert.ok(result.usage.input_tokens > 5000, detail);
+      assert.deepEqual(non2xx(server), [], detail);
+    } finally {
+      await server.stop();
+    }
+  });
+
 test('claude -p hello against pensieve serve on a random-weight Qwen3-template model: only 2xx, real prompt billed',
   { skip: !binary || !fs.existsSync(binary) || !fs.existsSync(`${qwen3}/tokenizer_config.json`) || !haveClaude
     ? 'needs the pensieve binary, shared/data/tokenizers/qwen3 and node_modules/.bin/claude' : false, timeout: 900000 }, async () => {
