@@ -44,8 +44,9 @@ Json ParseJsonBody(std::string_view body, int max_depth) {
     Json j = Json::parse(body.begin(), body.end());
     if (!j.is_object()) throw InvalidRequest("request body must be a JSON object");
     return j;
-  } catch (const Json::parse_error& e) {
-    // nlohmann's message names the byte position and what it expected (also for ill-formed UTF-8).
+  } catch (const Json::exception& e) {
+    // nlohmann's message names the byte position and what it expected (also for ill-formed UTF-8); number
+    // overflow ("1e999") is an out_of_range error, found by fuzz/api/api_request_fuzz.cpp.
     throw InvalidRequest(std::string("request body is not valid JSON: ") + e.what());
   }
 }

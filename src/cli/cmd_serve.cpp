@@ -79,8 +79,17 @@ std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& t
   return ids;
 }
 
-void Serve(const ServeArgs& a) {
-  Require(!a.model.empty(), "serve: --model PATH is required (no built-in demo model yet)");
+void Serve(ServeArgs a) {
+  if (a.model.empty()) {
+    // The demo model ships in the repository (models/demo); it is not embedded in the binary yet.
+#ifdef PENSIEVE_DEMO_MODEL_DIR
+    a.model = PENSIEVE_DEMO_MODEL_DIR;
+#endif
+    Require(!a.model.empty() && std::ifstream(a.model + "/config.json").good(),
+            "serve: no --model given and the demo model (" + a.model + ") is not there; pass --model PATH");
+    std::fprintf(stderr, "pensieve: no --model given; serving the demo model %s\n", a.model.c_str());
+    if (a.name.empty()) a.name = "demo";
+  }
   // Signals are taken by one thread with sigwait: block them before any other thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -164,7 +173,7 @@ void Serve(const ServeArgs& a) {
 void RegisterServe(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
-  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json)");
+  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json); default: the demo model");
   cmd->add_option("--host", args->host, "Address to bind (loopback by default)")->capture_default_str();
   cmd->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require this key (x-api-key or Authorization: Bearer)");

@@ -353,7 +353,9 @@ void HttpServer::ServeConnection(int fd, std::string remote) {
     // 3. Body: Content-Length, or chunked; the limit is enforced before reading.
     std::string te = Lower(req.Header("transfer-encoding"));
     std::string cl = req.Header("content-length");
-    auto body_deadline = [&] { return Clock::now() + std::chrono::milliseconds(options_.body_timeout_ms); };
+    // One deadline for the whole body (not per read), so a client trickling bytes cannot hold the thread.
+    const auto body_end = Clock::now() + std::chrono::milliseconds(options_.body_timeout_ms);
+    auto body_deadline = [&] { return body_end; };
     auto too_large = [&](const std::string& what) {
       HttpResponder res(fd, false, 1000);
       res.set_close(true);

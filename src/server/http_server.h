@@ -69,7 +69,7 @@ struct HttpOptions {
   size_t max_header_bytes = 64u << 10;
   int header_timeout_ms = 10000;        // whole request head, from its first byte
   int idle_timeout_ms = 60000;          // keep-alive wait for the next request
-  int body_timeout_ms = 60000;          // no body progress for this long -> 408
+  int body_timeout_ms = 60000;          // whole body, from the end of the head -> 408
   int write_timeout_ms = 60000;         // a client not reading for this long is gone
   int max_connections = 512;
 };

@@ -42,6 +42,7 @@ std::string Metrics::Render(const engine::EngineStats& s, int active_connections
   gauge("pensieve_decode_tokens_per_second", "Recent decode throughput.", s.decode_tokens_per_s);
   gauge("pensieve_kv_blocks_used", "KV cache blocks in use.", static_cast<double>(s.kv_blocks_used));
   gauge("pensieve_kv_blocks_total", "KV cache blocks in the pool.", static_cast<double>(s.kv_blocks_total));
+  gauge("pensieve_kv_blocks_cached", "KV blocks of finished sequences kept for prefix reuse.", static_cast<double>(s.kv_blocks_cached));
   return o.str();
 }
 

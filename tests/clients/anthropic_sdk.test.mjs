@@ -44,7 +44,7 @@ test('messages.stream finalMessage equals text events and the non-streaming answ
   let text = '';
   let startUsage;
   stream.on('text', (t) => { text += t; });
-  stream.on('streamEvent', (e) => { if (e.type === 'message_start') startUsage = e.message.usage; });
+  stream.on('streamEvent', (e) => { if (e.type === 'message_start') startUsage = { ...e.message.usage }; });
   const final = await stream.finalMessage();
   const plain = await client.messages.create(params);
   assert.equal(final.content[0].text, text);

@@ -33,11 +33,15 @@ test('greedy stream equals non-stream; usage in both', { skip }, async () => {
   let text = '';
   let startUsage;
   stream.on('text', (t) => { text += t; });
-  stream.on('streamEvent', (e) => { if (e.type === 'message_start') startUsage = e.message.usage; });
+  // (Copy: the SDK keeps updating that message object with later usage.)
+  stream.on('streamEvent', (e) => { if (e.type === 'message_start') startUsage = { ...e.message.usage }; });
   const final = await stream.finalMessage();
   assert.equal(text, plain.content[0].text);
   assert.equal(final.content[0].text, plain.content[0].text);
-  assert.equal(startUsage.input_tokens, plain.usage.input_tokens);
+  // message_start carries the whole prompt (reuse is only known later); message_delta splits it into
+  // input + cache_read.
+  assert.equal(startUsage.input_tokens, plain.usage.input_tokens + plain.usage.cache_read_input_tokens);
+  assert.equal(final.usage.input_tokens + final.usage.cache_read_input_tokens, startUsage.input_tokens);
   assert.equal(final.usage.output_tokens, plain.usage.output_tokens);
 });
 
@@ -74,8 +78,28 @@ test('prompt too long is a 400 with the phrase Claude Code recognises; overflow 
   const long = 'Once upon a time there was a cat. '.repeat(400);
   await assert.rejects(anthropic.messages.create({ ...greedy, messages: [{ role: 'user', content: long }] }),
     (e) => e instanceof Anthropic.BadRequestError && /prompt is too long: \d+ tokens > \d+ maximum/.test(e.message));
-  const msg = await anthropic.messages.create({ ...greedy, max_tokens: 32000 });
+  // (The SDK refuses non-streaming calls whose max_tokens could take over 10 minutes, so stream, like Claude Code.)
+  const msg = await anthropic.messages.stream({ ...greedy, max_tokens: 32000 }).finalMessage();
   assert.ok(['max_tokens', 'end_turn'].includes(msg.stop_reason));
+  assert.ok(msg.usage.input_tokens + msg.usage.output_tokens <= 512);
+});
+
+test('prefix reuse: a second Claude-Code-shaped request with a different billing line reads the prefix from cache', { skip }, async () => {
+  // §8.32: the billing-header block (its hash changes per conversation) is normalised away before templating,
+  // so the rest of the system prompt is a stable prefix the engine can reuse.
+  const story = 'Lily was a little girl who loved to play in the park with her dog. '.repeat(12);
+  const shaped = (cch) => ({
+    model: 'stories', max_tokens: 4, temperature: 0,
+    system: [{ type: 'text', text: `x-anthropic-billing-header: cc_version=2.1.197.${cch}; cc_entrypoint=sdk-cli;` },
+      { type: 'text', text: story, cache_control: { type: 'ephemeral' } }],
+    messages: [{ role: 'user', content: 'Hi' }],
+  });
+  const first = await anthropic.messages.create(shaped('a1b'));
+  const second = await anthropic.messages.create(shaped('f9e'));
+  const total = second.usage.input_tokens + second.usage.cache_read_input_tokens;
+  assert.equal(total, first.usage.input_tokens + first.usage.cache_read_input_tokens);
+  assert.ok(second.usage.cache_read_input_tokens >= 0.9 * (total - 16),
+    `cache_read ${second.usage.cache_read_input_tokens} of ${total}`);
 });
 
 test('openai chat completions stream with usage and non-stream agree', { skip }, async () => {
