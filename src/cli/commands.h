@@ -7,8 +7,14 @@
 namespace pensieve::cli {
 
 void RegisterVersion(CLI::App& app);
+void RegisterInfo(CLI::App& app);
+void RegisterQuantize(CLI::App& app);
+void RegisterRandomModel(CLI::App& app);
+void RegisterGenerate(CLI::App& app);
+void RegisterBench(CLI::App& app);
 void RegisterTemplate(CLI::App& app);
 void RegisterTokenize(CLI::App& app);
 void RegisterDetokenize(CLI::App& app);
+void RegisterServe(CLI::App& app);
 
 }  // namespace pensieve::cli

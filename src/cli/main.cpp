@@ -8,9 +8,15 @@ int main(int argc, char** argv) {
   CLI::App app{"pensieve: a local LLM inference server"};
   app.require_subcommand(1);
   pensieve::cli::RegisterVersion(app);
+  pensieve::cli::RegisterInfo(app);
+  pensieve::cli::RegisterQuantize(app);
+  pensieve::cli::RegisterRandomModel(app);
+  pensieve::cli::RegisterGenerate(app);
+  pensieve::cli::RegisterBench(app);
   pensieve::cli::RegisterTemplate(app);
   pensieve::cli::RegisterTokenize(app);
   pensieve::cli::RegisterDetokenize(app);
+  pensieve::cli::RegisterServe(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

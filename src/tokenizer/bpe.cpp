@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <queue>
 
@@ -9,8 +10,16 @@ namespace pensieve::tok {
 namespace {
 
 constexpr size_t kMaxCachedWord = 256;
-constexpr size_t kMaxCacheEntries = 1 << 18;
 constexpr char kMetaspace[] = "\xE2\x96\x81";
+
+// One UTF-8 character (1-4 bytes) as a map key.
+uint64_t CharKey(std::string_view ch) {
+  uint64_t k = 0;
+  std::memcpy(&k, ch.data(), ch.size());
+  return k | (static_cast<uint64_t>(ch.size()) << 32);
+}
+
+size_t Utf8SeqLen(uint8_t b) { return b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1; }
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -43,7 +52,11 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     has_id_[id] = true;
     id_to_token_[id] = tok;
   }
-  merges_.reserve(merges.size() * 2);
+  merges_.Reserve(merges.size());
+  for (const auto& [tok, id] : vocab_) {
+    if (!tok.empty() && tok.size() <= 4 && Utf8SeqLen(static_cast<uint8_t>(tok[0])) == tok.size())
+      char_ids_.Insert(CharKey(tok), static_cast<uint64_t>(id));
+  }
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [a, b] = merges[rank];
     auto ia = vocab_.find(a), ib = vocab_.find(b);
@@ -58,8 +71,8 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
       throw Error(where + ": merge #" + std::to_string(rank) + " '" + a + " " + b +
                   "' uses a token missing from the vocabulary");
     // The first (highest-priority) occurrence of a pair wins.
-    merges_.emplace(PairKey(ia->second, ib->second),
-                    (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second));
+    merges_.Insert(PairKey(ia->second, ib->second),
+                   (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(im->second));
   }
   if (opt_.unk_token) {
     auto it = vocab_.find(*opt_.unk_token);
@@ -111,30 +124,20 @@ void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>& out) const 
 
 void BpeModel::TokenizeChunk(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
-  if (opt_.ignore_merges) {
-    auto it = vocab_.find(word);
-    if (it != vocab_.end()) {
-      out.push_back(it->second);
-      return;
-    }
-  }
-  if (word.size() > kMaxCachedWord) {
-    MergeWord(word, out);
-    return;
-  }
-  {
+  const bool cacheable = word.size() <= kMaxCachedWord;
+  uint64_t h = 0;
+  if (cacheable) {
+    h = HashBytes(word);
     std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (cache_.Lookup(word, h, out)) return;
   }
   size_t start = out.size();
-  MergeWord(word, out);
+  std::optional<int32_t> whole;
+  if (opt_.ignore_merges) whole = TokenToId(word);  // HF: a word that is a token is not merged at all
+  if (whole) out.push_back(*whole); else MergeWord(word, out);
+  if (!cacheable) return;
   std::lock_guard<std::mutex> lock(cache_mu_);
-  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-  cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + start, out.end()));
+  cache_.Insert(word, h, out.data() + start, out.size() - start);
 }
 
 void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const {
@@ -156,8 +159,7 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const
     bool first = i == 0, last = i + n == word.size();
     std::optional<int32_t> id;
     if (opt_.continuing_subword_prefix.empty() && opt_.end_of_word_suffix.empty()) {
-      auto it = vocab_.find(ch);
-      if (it != vocab_.end()) id = it->second;
+      if (const uint64_t* v = char_ids_.Find(CharKey(ch))) id = static_cast<int32_t>(*v);
     } else {
       scratch.clear();
       if (!first) scratch += opt_.continuing_subword_prefix;
@@ -202,10 +204,10 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>& out) const
   auto push = [&](int32_t left) {
     int32_t right = syms[left].next;
     if (right < 0) return;
-    auto it = merges_.find(PairKey(syms[left].id, syms[right].id));
-    if (it == merges_.end()) return;
-    queue.push({static_cast<uint32_t>(it->second >> 32), left, syms[left].id, syms[right].id,
-                static_cast<int32_t>(it->second & 0xFFFFFFFFu)});
+    const uint64_t* m = merges_.Find(PairKey(syms[left].id, syms[right].id));
+    if (!m) return;
+    queue.push({static_cast<uint32_t>(*m >> 32), left, syms[left].id, syms[right].id,
+                static_cast<int32_t>(*m & 0xFFFFFFFFu)});
   };
   for (int32_t k = 0; k + 1 < n_syms; ++k) push(k);
   while (!queue.empty()) {

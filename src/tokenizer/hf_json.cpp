@@ -338,8 +338,7 @@ TokenizerParts PartsFromTokenizerJson(const std::string& json_text, const std::s
     throw Error(source + ": malformed tokenizer.json: " + e.what());
   }
 
-  // tokenizer_config.json: special token strings, cleanup, and (for Llama-style classes, as transformers'
-  // LlamaTokenizerFast does) add_bos_token/add_eos_token rebuilding the post-processor.
+  // tokenizer_config.json: special token strings, cleanup, and add_bos_token/add_eos_token.
   std::optional<std::string> bos = ConfigToken(cfg, "bos_token"), eos = ConfigToken(cfg, "eos_token");
   if (bos) {
     p.bos_token = *bos;
@@ -358,7 +357,11 @@ TokenizerParts PartsFromTokenizerJson(const std::string& json_text, const std::s
     if (cfg.contains("clean_up_tokenization_spaces") && cfg["clean_up_tokenization_spaces"].is_boolean())
       p.clean_up_spaces = cfg["clean_up_tokenization_spaces"].get<bool>();
     std::string cls = cfg.value("tokenizer_class", std::string());
-    if (IsLlamaClass(cls)) {
+    // transformers rebuilds the post-processor from these flags for Llama-style classes (defaults: BOS on,
+    // EOS off) and, in recent versions, for any fast tokenizer whose config sets them explicitly.
+    bool explicit_flags = (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) ||
+                          (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean());
+    if (IsLlamaClass(cls) || explicit_flags) {
       bool add_bos = cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()
                          ? cfg["add_bos_token"].get<bool>() : true;
       bool add_eos = cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/flat_map.h"
+
 namespace pensieve::tok {
 
 struct StringHash {
@@ -60,7 +62,9 @@ class BpeModel : public Model {
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_id_;
   // (left id << 32 | right id) -> rank << 32 | merged id
-  std::unordered_map<uint64_t, uint64_t> merges_;
+  FlatMap64 merges_;
+  // Single-character tokens by their UTF-8 bytes packed into an integer (the initial symbols of a word).
+  FlatMap64 char_ids_;
   BpeOptions opt_;
   std::optional<int32_t> unk_id_;
   int32_t byte_ids_[256];  // <0xNN> ids, -1 when absent
@@ -72,7 +76,7 @@ class BpeModel : public Model {
   bool split_before_metaspace_ = false;
 
   mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  mutable WordCache cache_{1 << 16};
 };
 
 class SpmModel : public Model {

@@ -95,6 +95,15 @@ void SequencePreTokenizer::Apply(std::vector<Piece>& pieces) const {
   for (const auto& p : parts_) p->Apply(pieces);
 }
 
+const Regex* SequencePreTokenizer::ByteLevelRegex() const {
+  if (parts_.size() == 1) return parts_[0]->ByteLevelRegex();
+  if (parts_.size() != 2) return nullptr;
+  auto* split = dynamic_cast<const SplitPreTokenizer*>(parts_[0].get());
+  auto* bl = dynamic_cast<const ByteLevelPreTokenizer*>(parts_[1].get());
+  if (!split || !bl || !bl->IsPlainMapping()) return nullptr;
+  return split->IsolatingRegex();
+}
+
 namespace {
 
 // Splits each piece at the given ranges (sorted, disjoint) following `behavior`; appends to out.

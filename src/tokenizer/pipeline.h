@@ -27,6 +27,10 @@ class PreTokenizer {
   virtual ~PreTokenizer() = default;
   // Replaces pieces with their sub-pieces (in order).
   virtual void Apply(std::vector<Piece>& pieces) const = 0;
+  // When this pre-tokenizer is exactly "isolate the matches of one regex, then map bytes to the byte-level
+  // alphabet" (GPT-2, Llama-3, Qwen2 and most byte-level BPE files), that regex; the tokenizer then runs a
+  // copy-free loop instead of Apply. nullptr otherwise.
+  virtual const Regex* ByteLevelRegex() const { return nullptr; }
 };
 
 class Decoder {
@@ -85,6 +89,7 @@ class SequencePreTokenizer : public PreTokenizer {
  public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
   void Apply(std::vector<Piece>& pieces) const override;
+  const Regex* ByteLevelRegex() const override;
  private:
   std::vector<std::unique_ptr<PreTokenizer>> parts_;
 };
@@ -95,6 +100,10 @@ class SplitPreTokenizer : public PreTokenizer {
  public:
   SplitPreTokenizer(const std::string& pattern, bool regex, SplitBehavior behavior, bool invert);
   void Apply(std::vector<Piece>& pieces) const override;
+  // The regex when this split isolates its matches (the plain case); nullptr otherwise.
+  const Regex* IsolatingRegex() const {
+    return behavior_ == SplitBehavior::kIsolated && !invert_ ? regex_.get() : nullptr;
+  }
  private:
   std::unique_ptr<Regex> regex_;
   std::string literal_;
@@ -107,6 +116,8 @@ class ByteLevelPreTokenizer : public PreTokenizer {
  public:
   ByteLevelPreTokenizer(bool add_prefix_space, bool use_regex);
   void Apply(std::vector<Piece>& pieces) const override;
+  const Regex* ByteLevelRegex() const override { return add_prefix_space_ ? nullptr : regex_.get(); }
+  bool IsPlainMapping() const { return !add_prefix_space_ && !regex_; }
  private:
   bool add_prefix_space_;
   std::unique_ptr<Regex> regex_;

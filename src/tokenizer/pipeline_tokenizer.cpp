@@ -104,6 +104,7 @@ class PipelineTokenizer : public Tokenizer {
       added_by_content_.emplace(t.content, t.id);
     }
     vocab_size_ = size;
+    if (p_.pre_tokenizer) byte_level_regex_ = p_.pre_tokenizer->ByteLevelRegex();
     auto check = [&](const std::vector<int32_t>& ids) {
       for (int32_t id : ids)
         Require(id >= 0 && id < vocab_size_, p_.source + ": post-processor id " + std::to_string(id) +
@@ -207,6 +208,26 @@ class PipelineTokenizer : public Tokenizer {
   }
 
   void EncodeNormalized(std::string s, bool at_start, std::vector<int32_t>& ids) const {
+    if (byte_level_regex_) {
+      // Copy-free path: regex pieces (matches and the gaps between them) mapped into one reused buffer.
+      thread_local std::vector<std::pair<size_t, size_t>> matches;
+      thread_local std::string word;
+      matches.clear();
+      byte_level_regex_->FindAll(s, matches);
+      auto emit = [&](size_t b, size_t e) {
+        word.clear();
+        AppendByteLevel(word, std::string_view(s).substr(b, e - b));
+        p_.model->Tokenize(word, ids);
+      };
+      size_t last = 0;
+      for (auto [b, e] : matches) {
+        if (b > last) emit(last, b);
+        emit(b, e);
+        last = e;
+      }
+      if (last < s.size()) emit(last, s.size());
+      return;
+    }
     if (!p_.pre_tokenizer) {
       p_.model->Tokenize(s, ids);
       return;
@@ -222,6 +243,7 @@ class PipelineTokenizer : public Tokenizer {
   std::unordered_map<int32_t, const AddedToken*> added_by_id_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> added_by_content_;
   int32_t vocab_size_ = 0;
+  const Regex* byte_level_regex_ = nullptr;  // see PreTokenizer::ByteLevelRegex
 };
 
 }  // namespace

@@ -157,6 +157,7 @@ bool IsAlphanumeric(uint32_t cp) {
 namespace {
 struct ByteLevelTables {
   std::array<std::string, 256> chars;
+  uint8_t packed[256][3];  // [0] = length (1 or 2), then the UTF-8 bytes
   std::array<int16_t, 324> inverse;  // code points used all lie below 0x144
   ByteLevelTables() {
     inverse.fill(-1);
@@ -169,6 +170,8 @@ struct ByteLevelTables {
       uint32_t cp = printable(b) ? b : next++;
       AppendUtf8(chars[b], cp);
       inverse[cp] = static_cast<int16_t>(b);
+      packed[b][0] = static_cast<uint8_t>(chars[b].size());
+      for (size_t k = 0; k < chars[b].size(); ++k) packed[b][1 + k] = static_cast<uint8_t>(chars[b][k]);
     }
   }
 };
@@ -183,9 +186,31 @@ const std::array<std::string, 256>& ByteLevelChars() { return Tables().chars; }
 int ByteLevelByte(uint32_t cp) { return cp < 324 ? Tables().inverse[cp] : -1; }
 
 void AppendByteLevel(std::string& out, std::string_view bytes) {
-  const auto& t = Tables().chars;
-  for (char c : bytes) out.append(t[static_cast<uint8_t>(c)]);
+  const auto& t = Tables().packed;
+  size_t n = out.size();
+  out.resize(n + bytes.size() * 2);
+  char* p = out.data() + n;
+  for (char c : bytes) {
+    const uint8_t* e = t[static_cast<uint8_t>(c)];
+    p[0] = static_cast<char>(e[1]);
+    p[1] = static_cast<char>(e[2]);
+    p += e[0];
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
 }
+
+namespace {
+std::string NormalizeRun(std::string_view s, int opts) {
+  utf8proc_uint8_t* out = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                    static_cast<utf8proc_ssize_t>(s.size()), &out,
+                                    static_cast<utf8proc_option_t>(opts));
+  if (n < 0) throw Error(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
+  std::string r(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return r;
+}
+}  // namespace
 
 std::string NormalizeUnicode(std::string_view s, NormalForm form) {
   int opts = UTF8PROC_STABLE;
@@ -195,23 +220,27 @@ std::string NormalizeUnicode(std::string_view s, NormalForm form) {
     case NormalForm::kNFKC: opts |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case NormalForm::kNFKD: opts |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
   }
-  // Pure ASCII is invariant under every normal form: skip the library call.
-  bool ascii = true;
-  for (char c : s) {
-    if (static_cast<uint8_t>(c) >= 0x80) {
-      ascii = false;
+  // Every ASCII character is a normalization boundary in all four forms (a starter that is unchanged and never
+  // composes with what precedes it), so only each run of non-ASCII bytes, together with the ASCII character
+  // just before it (a possible base for combining marks), needs the library; the rest is copied.
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && static_cast<uint8_t>(s[run]) < 0x80) ++run;
+    if (run == s.size()) {
+      out.append(s.substr(i));
       break;
     }
+    size_t begin = run > i ? run - 1 : run;  // include the preceding ASCII base, if any
+    out.append(s.substr(i, begin - i));
+    size_t end = run;
+    while (end < s.size() && static_cast<uint8_t>(s[end]) >= 0x80) ++end;
+    out += NormalizeRun(s.substr(begin, end - begin), opts);
+    i = end;
   }
-  if (ascii) return std::string(s);
-  utf8proc_uint8_t* out = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                                    static_cast<utf8proc_ssize_t>(s.size()), &out,
-                                    static_cast<utf8proc_option_t>(opts));
-  if (n < 0) throw Error(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
-  std::string r(reinterpret_cast<char*>(out), static_cast<size_t>(n));
-  std::free(out);
-  return r;
+  return out;
 }
 
 std::string Lowercase(std::string_view s) {

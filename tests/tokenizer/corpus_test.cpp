@@ -64,7 +64,8 @@ TEST(Corpus, MatchesHuggingFaceExactly) {
       ADD_FAILURE() << "no tokenizer found for expected file " << file;
       continue;
     }
-    auto tok = LoadTokenizer(tok_path);
+    const Tokenizer& tok_ref = test::CachedTokenizer(tok_path);
+    const Tokenizer* tok = &tok_ref;
     std::vector<std::string> expected = Lines(test::ReadFile(entry.path().string()));
     ASSERT_EQ(expected.size(), texts.size()) << file << " has a different line count from the corpus";
     int bad_ids = 0, bad_nospecial = 0, bad_decode = 0;

@@ -59,7 +59,7 @@ TEST(Stories260K, GgufVocabularyAgreesWithTokenizerJson) {
 
 TEST(SpecialTokens, Llama31BosAndSpecialParsing) {
   PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("tokenizers/llama-3.1"));
+  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/llama-3.1"));
   // HF: tokenizer.encode("Hello world") == [128000, 9906, 1917]
   EXPECT_EQ(test::IdsToString(tok->Encode("Hello world")), " 128000 9906 1917");
   EXPECT_EQ(test::IdsToString(tok->Encode("Hello world", false)), " 9906 1917");
@@ -81,7 +81,7 @@ TEST(SpecialTokens, Llama31BosAndSpecialParsing) {
 
 TEST(SpecialTokens, Qwen3NoBosAndChatMarkers) {
   PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("tokenizers/qwen3"));
+  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/qwen3"));
   EXPECT_FALSE(tok->bos_id().has_value());
   EXPECT_EQ(tok->eos_token(), "<|im_end|>");
   auto ids = tok->Encode("<|im_start|>user\nhi<|im_end|>");
@@ -154,7 +154,7 @@ TEST(Bpe, MergesInBothForms) {
 
 TEST(StreamDecoder, SplitCharactersAcrossTokens) {
   PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("tokenizers/llama-3.1"));
+  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/llama-3.1"));
   // Emoji and CJK are split over several byte-level tokens; no piece may hold a broken character.
   const std::string text = "Hi 🦙 there 你好世界 🇫🇷 ok";
   auto ids = tok->Encode(text, false);
@@ -173,7 +173,7 @@ TEST(StreamDecoder, SplitCharactersAcrossTokens) {
 
 TEST(StreamDecoder, SentencePieceLeadingSpaceAndByteFallback) {
   PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
+  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
   const std::string text = "  Hello  world 🦙\n\tfin";
   auto ids = tok->Encode(text, false);
   StreamDecoder sd(*tok);
@@ -185,7 +185,7 @@ TEST(StreamDecoder, SentencePieceLeadingSpaceAndByteFallback) {
 
 TEST(StreamDecoder, IncompleteBytesAreHeldUntilComplete) {
   PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
+  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
   // 🦙 = F0 9F A6 99: with byte fallback these are four <0xNN> tokens.
   std::vector<int32_t> bytes;
   for (const char* b : {"<0xF0>", "<0x9F>", "<0xA6>", "<0x99>"}) bytes.push_back(*tok->TokenId(b));

@@ -3,6 +3,11 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "tokenizer/tokenizer.h"
 
 #include <zlib.h>
 
@@ -68,6 +73,16 @@ inline std::string IdsToString(const std::vector<int32_t>& ids) {
   std::string s;
   for (int32_t id : ids) s += " " + std::to_string(id);
   return s;
+}
+
+// Loads a tokenizer once per test binary (the big tokenizer.json files take a while to parse).
+inline const Tokenizer& CachedTokenizer(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[path];
+  if (!slot) slot = LoadTokenizer(path);
+  return *slot;
 }
 
 }  // namespace pensieve::test

@@ -25,7 +25,7 @@ TEST_P(VocabVectors, EncodeMatchesReferenceAndDecodeRoundTrips) {
   PENSIEVE_REQUIRE_SHARED();
   const VectorCase& c = GetParam();
   const std::string data = test::SharedDir() + "/data/";
-  auto tok = LoadTokenizer(data + c.tokenizer);
+  const Tokenizer* tok = &test::CachedTokenizer(data + c.tokenizer);
   auto inputs = test::ReadVocabInputs(data + c.inp);
   auto expected = test::ReadVocabOutputs(data + c.out);
   ASSERT_EQ(inputs.size(), 46u);

@@ -1,0 +1,125 @@
+#pragma once
+// The chat pipeline shared by both APIs: ChatRequest -> rendered prompt -> tokens -> engine -> tokens ->
+// text (incremental detokenization) -> stop sequences (text level, never emitted) -> output parser (thinking,
+// tool calls) -> ChatEvents.
+//
+// Threading: Start() submits to the engine; the engine's sink only pushes raw tokens into the generation's
+// queue (never blocks). Detokenizing, stop matching and parsing run on the caller's thread inside Next().
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/chat_request.h"
+#include "chat/chat_template.h"
+#include "chat/output_parser.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve::api {
+
+using TemplateRenderer = std::function<std::string(const chat::RenderInput&)>;
+using ParserFactory = std::function<std::unique_ptr<chat::OutputParser>(const chat::ParserConfig&)>;
+
+struct PipelineConfig {
+  std::vector<int32_t> stop_token_ids;  // EOS and end-of-turn tokens
+  chat::ParserConfig parser;            // what the model's output looks like
+  bool vision = false;
+};
+
+struct PreparedPrompt {
+  std::string text;                 // the rendered prompt
+  std::vector<int32_t> tokens;
+  int max_tokens = 0;               // after clamping to the context
+  bool starts_in_reasoning = false; // the prompt ends inside an opened <think>
+};
+
+class Generation;
+
+class ChatPipeline {
+ public:
+  ChatPipeline(engine::Engine& engine, const Tokenizer& tokenizer, TemplateRenderer renderer, ParserFactory parsers,
+               PipelineConfig config);
+
+  // Renders and tokenizes; throws RequestError 400 "prompt is too long: N tokens > M maximum" when the prompt
+  // does not fit the context, and clamps max_tokens to what is left.
+  PreparedPrompt Prepare(const ChatRequest& request) const;
+  // The number of prompt tokens the same request would be billed (count_tokens).
+  int CountTokens(const ChatRequest& request) const { return static_cast<int>(Prepare(request).tokens.size()); }
+
+  // Submits; throws engine::QueueFull when the engine's queue is full.
+  std::unique_ptr<Generation> Start(const ChatRequest& request, PreparedPrompt prompt);
+
+  engine::Engine& engine() { return engine_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  int context_length() const { return engine_.context_length(); }
+  bool vision() const { return config_.vision; }
+  bool reasoning_model() const { return config_.parser.reasoning; }
+
+ private:
+  friend class Generation;
+  chat::RenderInput BuildRenderInput(const ChatRequest& request, std::string* prefill) const;
+
+  engine::Engine& engine_;
+  const Tokenizer& tokenizer_;
+  TemplateRenderer renderer_;
+  ParserFactory parsers_;
+  PipelineConfig config_;
+};
+
+// One running generation. Not thread-safe except Cancel(); destroying it cancels the engine sequence.
+class Generation {
+ public:
+  ~Generation();
+  // Waits up to `timeout` for the next event. Returns false on timeout (and after the final event).
+  bool Next(ChatEvent* event, std::chrono::milliseconds timeout);
+  void Cancel();
+  int prompt_tokens() const { return prompt_tokens_; }
+  bool done() const { return done_; }
+
+ private:
+  friend class ChatPipeline;
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<engine::TokenOut> tokens;
+    int prefill_done = -1, prefill_total = 0;
+    bool finished = false;
+    engine::Finish finish;
+  };
+  Generation(ChatPipeline& pipeline, const ChatRequest& request, const PreparedPrompt& prompt);
+  void HandleToken(const engine::TokenOut& token);
+  void HandleText(const std::string& text, bool final);
+  void HandleFinish(const engine::Finish& finish);
+  void StopEarly();
+
+  ChatPipeline& pipeline_;
+  engine::Engine& engine_;
+  uint64_t id_ = 0;
+  bool submitted_ = false;
+  std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+  std::deque<ChatEvent> ready_;
+  int prompt_tokens_ = 0;
+  int output_tokens_ = 0;
+  bool stopped_ = false;         // we ended it (stop sequence, single tool call): ignore further tokens
+  StopReason stopped_reason_ = StopReason::kEndTurn;
+  bool done_ = false;
+  int tool_calls_ = 0;
+  bool in_tool_ = false;
+  bool drop_tool_ = false;       // the current tool call is not reported (tool_choice none / parallel)
+  std::string tool_id_;
+  bool keep_thinking_ = true;
+  bool raw_ = false;
+  int max_tool_calls_ = 1 << 30;
+  bool logprobs_ = false;
+  std::vector<TokenLogprob> pending_logprobs_;
+  std::unique_ptr<class Detokenizer> detok_;
+  std::unique_ptr<class StopMatcher> stops_;
+  std::unique_ptr<chat::OutputParser> parser_;
+};
+
+}  // namespace pensieve::api

@@ -1,0 +1,105 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "backend/reference.h"
+#include "backend/cpu/simd_targets.h"
+#include "hwy/highway.h"
+#include "util/error.h"
+
+namespace pensieve::backend::cpu {
+
+namespace {
+int DefaultThreads(int threads) {
+  if (threads > 0) return threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+// Lower bits are better targets in Highway; HWY_DYNAMIC_DISPATCH picks the best compiled and supported one.
+const char* BestTarget() {
+  const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(t & -t);
+}
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : pool_(DefaultThreads(threads)) {}
+
+std::string CpuBackend::Name() const {
+  return std::string("cpu (") + BestTarget() + ", " + std::to_string(threads()) +
+         " threads)";
+}
+
+void CpuBackend::Reserve(const ScratchSpec& spec) {
+  // Per thread: 4 widened weight rows + group scales/biases (matmul), or the scores of one attention row.
+  const int64_t groups_pad = 2 * (spec.max_cols + 64);
+  scratch_.EnsureThread(pool_.size(), std::max(4 * spec.max_cols + groups_pad, spec.max_context + 64));
+  // Shared: permuted activations and group sums of one matmul input.
+  scratch_.EnsureShared(spec.max_rows * (2 * spec.max_cols));
+}
+
+std::unique_ptr<KvCache> CpuBackend::CreateKvCache(const KvCacheConfig& config) {
+  return std::make_unique<KvCache>(config);
+}
+
+void CpuBackend::MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
+  if (w.kind == MatRef::Kind::kFloat) {
+    MatMulFloat(pool_, scratch_, x, T, w, bias, y);
+  } else {
+    MatMulAffine(pool_, scratch_, x, T, w, bias, y);
+  }
+}
+
+void CpuBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
+  cpu::RmsNorm(pool_, x, weight, rows, dim, eps, y);
+}
+
+void CpuBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos,
+                      const RopeParams& rope) {
+  // cos/sin once per (row, frequency), then applied to every head; same float32 angle as transformers.
+  const int half = rope.rotary_dim / 2;
+  pool_.Run(T, [&](int64_t t, int) {
+    float cs[512], sn[512];  // half <= 512 (head_dim <= 1024), checked by the model at load
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos[t]) * rope.inv_freq[i];
+      cs[i] = static_cast<float>(std::cos(double{angle})) * rope.attention_factor;
+      sn[i] = static_cast<float>(std::sin(double{angle})) * rope.attention_factor;
+    }
+    for (int h = 0; h < heads; ++h) {
+      float* v = x + (t * heads + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cs[i] - b * sn[i];
+        v[i + half] = b * cs[i] + a * sn[i];
+      }
+    }
+  });
+}
+
+void CpuBackend::WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos,
+                         const float* k, const float* v) {
+  const int64_t d = cache.kv_dim();
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(cache.KeyAt(seqs[t], layer, pos[t]), k + t * d, d * sizeof(float));
+    std::memcpy(cache.ValueAt(seqs[t], layer, pos[t]), v + t * d, d * sizeof(float));
+  }
+}
+
+void CpuBackend::Attention(KvCache& cache, const AttentionArgs& args) {
+  cpu::Attention(pool_, scratch_, cache, args);
+}
+
+void CpuBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  cpu::SiluMul(pool_, gate, up, n, out);
+}
+void CpuBackend::GeluMul(const float* gate, const float* up, int64_t n, float* out) {
+  cpu::GeluMul(pool_, gate, up, n, out);
+}
+void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
+
+void CpuBackend::Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
+  ref::Embed(table, ids, out);
+}
+
+}  // namespace pensieve::backend::cpu

@@ -1,0 +1,182 @@
+// `pensieve serve`: load a model once and serve it over the Anthropic Messages and OpenAI APIs.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "api/pipeline.h"
+#include "backend/cpu/cpu_backend.h"
+#include "chat/chat_template.h"
+#include "chat/output_parser.h"
+#include "cli/commands.h"
+#include "engine/local_engine.h"
+#include "model/model.h"
+#include "server/api_service.h"
+#include "server/http_server.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace pensieve::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 7777;
+  std::string api_key;
+  int ctx = 0;
+  std::vector<std::string> aliases;
+  std::string name;
+  int max_queue = 64;
+  int max_running = 16;
+  int threads = 0;
+  int kv_mib = 1024;
+  bool quiet = false;
+};
+
+// Used when a model ships no chat template (transformers' old default): ChatML.
+constexpr const char* kChatMlTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+std::string BaseName(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// EOS and end-of-turn tokens: the tokenizer's EOS, generation_config.json's eos_token_id (int or list), and the
+// end-of-turn markers of the common chat formats when the vocabulary has them.
+std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && id < tok.vocab_size() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<int32_t>(id));
+  };
+  if (auto eos = tok.eos_id()) add(*eos);
+  std::ifstream gen(model_dir + "/generation_config.json");
+  if (gen) {
+    auto j = nlohmann::json::parse(gen, nullptr, false);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      if (j["eos_token_id"].is_number_integer()) add(j["eos_token_id"].get<int64_t>());
+      if (j["eos_token_id"].is_array()) {
+        for (auto& v : j["eos_token_id"]) {
+          if (v.is_number_integer()) add(v.get<int64_t>());
+        }
+      }
+    }
+  }
+  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"}) {
+    if (auto id = tok.TokenId(t); id && tok.IsSpecial(*id)) add(*id);
+  }
+  return ids;
+}
+
+void Serve(const ServeArgs& a) {
+  Require(!a.model.empty(), "serve: --model PATH is required (no built-in demo model yet)");
+  // Signals are taken by one thread with sigwait: block them before any other thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::map<std::string, std::string> aliases;
+  for (const auto& spec : a.aliases) {
+    size_t eq = spec.find('=');
+    Require(eq != std::string::npos && eq > 0, "--alias: expected NAME=MODEL, got '" + spec + "'");
+    aliases[spec.substr(0, eq)] = spec.substr(eq + 1);
+  }
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto backend = std::make_unique<backend::cpu::CpuBackend>(a.threads);
+  model::LoadOptions lo;
+  lo.max_context = a.ctx;
+  lo.kv_budget_bytes = static_cast<int64_t>(a.kv_mib) << 20;
+  lo.threads = a.threads;
+  auto model = model::Model::Load(a.model, *backend, lo);
+  std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(a.model);
+
+  std::optional<std::string> source = chat::FindChatTemplate(a.model);
+  if (!source) std::fprintf(stderr, "pensieve: warning: %s has no chat template; using ChatML\n", a.model.c_str());
+  auto tmpl = std::make_shared<chat::ChatTemplate>(source.value_or(kChatMlTemplate));
+  std::vector<std::string> specials;
+  for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
+    if (tokenizer->IsSpecial(id)) specials.push_back(tokenizer->TokenText(id));
+  }
+  api::PipelineConfig pc;
+  pc.parser = chat::DetectParserConfig(tmpl->source(), specials);
+  pc.stop_token_ids = StopTokens(a.model, *tokenizer);
+
+  engine::EngineOptions eo;
+  eo.max_queue = a.max_queue;
+  eo.max_running = a.max_running;
+  std::unique_ptr<engine::Engine> engine = engine::StartLocalEngine(std::move(model), eo, std::move(backend));
+
+  api::ChatPipeline pipeline(
+      *engine, *tokenizer, [tmpl](const chat::RenderInput& in) { return tmpl->Render(in); },
+      [](const chat::ParserConfig& c) { return chat::MakeOutputParser(c); }, pc);
+  server::ServiceOptions so;
+  so.model_id = a.name.empty() ? BaseName(a.model) : a.name;
+  so.aliases = aliases;
+  so.api_key = a.api_key;
+  so.log = a.quiet ? nullptr : stderr;
+  server::ApiService service(pipeline, so);
+  server::HttpServer http([&](const server::HttpRequest& q, server::HttpResponder& r) { service.Handle(q, r); },
+                          [&](const server::HttpRequest& q, server::HttpResponder& r, int s, const std::string& m) {
+                            service.HandleTransportError(q, r, s, m);
+                          });
+  service.set_server(&http);
+  int port = http.Listen(a.host, a.port);
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "pensieve: serving %s as '%s' on http://%s:%d (context %d tokens, tools %d, reasoning %d, loaded in %.1f s)\n",
+               a.model.c_str(), so.model_id.c_str(), a.host.c_str(), port, engine->context_length(),
+               static_cast<int>(pc.parser.tools), pc.parser.reasoning ? 1 : 0, load_s);
+  std::fflush(stderr);
+
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (signalled.exchange(true)) return;
+    std::fprintf(stderr, "pensieve: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    service.BeginShutdown();
+    http.Stop();
+  });
+  http.Run();
+  http.WaitIdle(10000);
+  engine->Shutdown();
+  if (!signalled.exchange(true)) pthread_kill(waiter.native_handle(), SIGTERM);  // Run() ended on its own
+  waiter.join();
+  std::fprintf(stderr, "pensieve: stopped\n");
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
+  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json)");
+  cmd->add_option("--host", args->host, "Address to bind (loopback by default)")->capture_default_str();
+  cmd->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--api-key", args->api_key, "Require this key (x-api-key or Authorization: Bearer)");
+  cmd->add_option("--ctx", args->ctx, "Context length in tokens (0: the model's)")->capture_default_str();
+  cmd->add_option("--alias", args->aliases, "NAME=MODEL: also list/serve the model under NAME (repeatable)");
+  cmd->add_option("--name", args->name, "Model id in /v1/models (default: the directory name)");
+  cmd->add_option("--max-queue", args->max_queue, "Waiting requests before 529 overloaded")->capture_default_str();
+  cmd->add_option("--max-running", args->max_running, "Sequences generated at once")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--kv-mib", args->kv_mib, "KV cache pool size in MiB")->capture_default_str();
+  cmd->add_flag("--quiet", args->quiet, "No per-request log lines");
+  cmd->callback([args] { Serve(*args); });
+}
+
+}  // namespace pensieve::cli

@@ -1,0 +1,353 @@
+#include "engine/local_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "util/error.h"
+
+namespace pensieve::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Sequence {
+  uint64_t id = 0;
+  GenerateRequest req;
+  Sink sink;
+  std::unique_ptr<Sampler> sampler;
+  int kv = -1;              // model sequence, -1 until admitted
+  size_t prefilled = 0;     // prompt tokens already in the KV cache
+  int max_new = 0;          // clamped max_tokens
+  int generated = 0;
+  int32_t next_token = -1;  // sampled and reported, not yet fed to the model
+  int64_t reserved_blocks = 0;
+  bool cancel = false;
+  bool done = false;
+  TokenOut out;
+};
+
+// Smooths per-step rates so Stats() reports a recent average rather than the last step's noise.
+void Smooth(double& avg, double sample) { avg = avg == 0 ? sample : 0.8 * avg + 0.2 * sample; }
+
+class LocalEngine final : public Engine {
+ public:
+  LocalEngine(std::unique_ptr<model::Model> model, EngineOptions opts, std::unique_ptr<backend::Backend> backend)
+      : backend_(std::move(backend)), model_(std::move(model)), opts_(opts) {
+    Require(model_ != nullptr, "engine: no model");
+    Require(opts_.max_queue >= 0, "engine: max_queue must be >= 0");
+    Require(opts_.max_running >= 1, "engine: max_running must be >= 1");
+    Require(opts_.prefill_chunk >= 1, "engine: prefill_chunk must be >= 1");
+    const auto& kv = model_->kv_cache();
+    opts_.max_running = std::min(opts_.max_running, kv.config().max_sequences);
+    vocab_ = static_cast<int>(model_->config().vocab_size);
+    context_ = static_cast<int>(model_->max_context());
+    block_tokens_ = kv.config().block_tokens;
+    total_blocks_ = kv.total_blocks();
+    // One logits row per item; at most max_running decode items plus as many prefill items.
+    logits_.resize(static_cast<size_t>(2 * opts_.max_running) * vocab_);
+    items_.reserve(2 * opts_.max_running);
+    item_seq_.reserve(2 * opts_.max_running);
+    stats_.kv_blocks_total = static_cast<size_t>(total_blocks_);
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  ~LocalEngine() override {
+    Shutdown();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  uint64_t Submit(GenerateRequest request, Sink sink) override {
+    const int64_t n = static_cast<int64_t>(request.prompt.size());
+    Require(n > 0, "request: the prompt is empty");
+    for (size_t i = 0; i < request.prompt.size(); ++i) {
+      int32_t t = request.prompt[i];
+      Require(t >= 0 && t < vocab_, "request: prompt token " + std::to_string(i) + " has id " + std::to_string(t) +
+                                        ", outside the vocabulary of " + std::to_string(vocab_));
+    }
+    Require(request.max_tokens >= 0, "request: max_tokens must be >= 0");
+    Require(n <= context_, "prompt is too long: " + std::to_string(n) + " tokens > " + std::to_string(context_) +
+                               " maximum");
+    const int64_t pool_tokens = total_blocks_ * block_tokens_;
+    Require(n <= pool_tokens, "prompt is too long for the KV cache: " + std::to_string(n) + " tokens > " +
+                                  std::to_string(pool_tokens) + " the pool holds");
+    auto seq = std::make_unique<Sequence>();
+    seq->max_new = static_cast<int>(
+        std::min<int64_t>({request.max_tokens, int64_t{context_} - n, pool_tokens - n}));
+    seq->reserved_blocks = (n + seq->max_new + block_tokens_ - 1) / block_tokens_;
+    seq->sampler = std::make_unique<Sampler>(request.sampling, vocab_, std::max(seq->max_new, 1));  // validates
+    seq->sampler->AcceptPrompt(request.prompt);
+    seq->req = std::move(request);
+    seq->sink = std::move(sink);
+    uint64_t id;
+    {
+      std::lock_guard lk(mu_);
+      Require(!stopping_, "engine: shut down, not accepting requests");
+      if (static_cast<int>(waiting_.size()) >= opts_.max_queue) {
+        throw QueueFull("engine: queue full (" + std::to_string(waiting_.size()) + " requests waiting)");
+      }
+      id = seq->id = next_id_++;
+      waiting_.push_back(std::move(seq));
+      stats_.queued = static_cast<int>(waiting_.size());
+    }
+    cv_.notify_one();
+    return id;
+  }
+
+  void Cancel(uint64_t id) override {
+    {
+      std::lock_guard lk(mu_);
+      cancels_.insert(id);
+    }
+    cv_.notify_one();
+  }
+
+  EngineStats Stats() const override {
+    std::lock_guard lk(mu_);
+    return stats_;
+  }
+
+  int context_length() const override { return context_; }
+  int vocab_size() const override { return vocab_; }
+
+  void Shutdown() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    // From a sink callback (the engine thread) we cannot join ourselves; the destructor does.
+    if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
+  }
+
+ private:
+  // The scheduler loop. Sinks are always called without mu_ held, so they may call Cancel()/Submit().
+  void Run() {
+    for (;;) {
+      std::vector<std::unique_ptr<Sequence>> dropped;  // cancelled while waiting
+      bool stopping;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || !cancels_.empty() || !running_.empty() || !waiting_.empty(); });
+        stopping = stopping_;
+        if (stopping) {
+          for (auto& s : waiting_) dropped.push_back(std::move(s));
+          waiting_.clear();
+          for (auto& s : running_) s->cancel = true;
+        }
+        for (uint64_t id : cancels_) {
+          auto w = std::find_if(waiting_.begin(), waiting_.end(), [&](auto& s) { return s->id == id; });
+          if (w != waiting_.end()) {
+            dropped.push_back(std::move(*w));
+            waiting_.erase(w);
+            continue;
+          }
+          for (auto& s : running_) {
+            if (s->id == id) s->cancel = true;
+          }
+        }
+        cancels_.clear();
+        Admit();
+        stats_.queued = static_cast<int>(waiting_.size());
+      }
+      for (auto& s : dropped) End(*s, FinishReason::kCancelled);
+      for (auto& s : running_) {
+        if (s->cancel && !s->done) End(*s, FinishReason::kCancelled);
+      }
+      Reap();
+      if (stopping && running_.empty()) break;
+      Step();
+      Reap();
+    }
+    std::lock_guard lk(mu_);
+    stats_.running = 0;
+    stats_.queued = 0;
+  }
+
+  // Moves waiting requests into running_ in FIFO order while a slot and their KV reservation are free.
+  // Called with mu_ held.
+  void Admit() {
+    while (!waiting_.empty() && static_cast<int>(running_.size()) < opts_.max_running) {
+      Sequence& head = *waiting_.front();
+      if (reserved_blocks_ + head.reserved_blocks > total_blocks_) break;  // FIFO: no overtaking
+      auto seq = std::move(waiting_.front());
+      waiting_.pop_front();
+      seq->kv = model_->NewSequence();
+      reserved_blocks_ += seq->reserved_blocks;
+      running_.push_back(std::move(seq));
+    }
+  }
+
+  // One batched forward step over all running sequences.
+  void Step() {
+    items_.clear();
+    item_seq_.clear();
+    int64_t decode_tokens = 0, prefill_tokens = 0;
+    for (auto& s : running_) {
+      if (s->done) continue;
+      if (s->max_new == 0) {
+        End(*s, FinishReason::kLength);
+        continue;
+      }
+      if (s->prefilled == s->req.prompt.size() && s->next_token >= 0) {
+        items_.push_back({s->kv, std::span<const int32_t>(&s->next_token, 1), false});
+        item_seq_.push_back(s.get());
+        ++decode_tokens;
+      }
+    }
+    int64_t budget = opts_.prefill_chunk;
+    for (auto& s : running_) {
+      if (s->done || budget == 0) continue;
+      const size_t total = s->req.prompt.size();
+      if (s->prefilled >= total) continue;
+      const size_t n = std::min<size_t>(total - s->prefilled, budget);
+      items_.push_back({s->kv, std::span<const int32_t>(s->req.prompt.data() + s->prefilled, n), false});
+      item_seq_.push_back(s.get());
+      budget -= static_cast<int64_t>(n);
+      prefill_tokens += static_cast<int64_t>(n);
+    }
+    if (items_.empty()) return;
+
+    const auto t0 = Clock::now();
+    try {
+      model_->Forward(items_, std::span<float>(logits_.data(), items_.size() * static_cast<size_t>(vocab_)));
+    } catch (const std::exception& e) {
+      for (Sequence* s : item_seq_) {
+        if (!s->done) End(*s, FinishReason::kError, std::string("forward step failed: ") + e.what());
+      }
+      return;
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+
+    for (size_t i = 0; i < items_.size(); ++i) {
+      Sequence& s = *item_seq_[i];
+      const bool prefill = s.prefilled < s.req.prompt.size();
+      if (prefill) {
+        s.prefilled += items_[i].tokens.size();
+        const int total = static_cast<int>(s.req.prompt.size());
+        if (s.sink.on_prefill_progress && !CallSafely([&] { s.sink.on_prefill_progress(int(s.prefilled), total); })) {
+          End(s, FinishReason::kCancelled);
+          continue;
+        }
+        if (s.prefilled < s.req.prompt.size()) continue;
+      }
+      SampleAndReport(s, std::span<const float>(logits_.data() + i * static_cast<size_t>(vocab_), vocab_));
+    }
+
+    std::lock_guard lk(mu_);
+    stats_.prompt_tokens_total += prefill_tokens;
+    if (secs > 0 && prefill_tokens > 0) Smooth(stats_.prefill_tokens_per_s, prefill_tokens / secs);
+    if (secs > 0 && decode_tokens > 0) Smooth(stats_.decode_tokens_per_s, decode_tokens / secs);
+  }
+
+  void SampleAndReport(Sequence& s, std::span<const float> row) {
+    int32_t token;
+    try {
+      token = s.sampler->Sample(row, &s.out);
+    } catch (const std::exception& e) {
+      End(s, FinishReason::kError, std::string("sampling failed: ") + e.what());
+      return;
+    }
+    s.sampler->Accept(token);
+    const auto& stops = s.req.stop_tokens;
+    if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+      End(s, FinishReason::kStopToken);
+      return;
+    }
+    ++s.generated;
+    {
+      std::lock_guard lk(mu_);
+      ++stats_.generated_tokens_total;
+    }
+    bool keep = true;
+    if (s.sink.on_token && !CallSafely([&] { keep = s.sink.on_token(s.out); })) keep = false;
+    if (!keep || s.cancel) {
+      End(s, FinishReason::kCancelled);
+    } else if (s.generated >= s.max_new) {
+      End(s, FinishReason::kLength);
+    } else {
+      s.next_token = token;
+    }
+  }
+
+  // Runs a sink callback; a throwing sink is treated as a disconnected client.
+  template <typename F>
+  static bool CallSafely(F&& f) {
+    try {
+      f();
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  // Frees the sequence's KV blocks, then reports on_finish exactly once.
+  void End(Sequence& s, FinishReason reason, std::string error = "") {
+    if (s.done) return;
+    s.done = true;
+    if (s.kv >= 0) {
+      model_->FreeSequence(s.kv);
+      s.kv = -1;
+      reserved_blocks_ -= s.reserved_blocks;
+      std::lock_guard lk(mu_);
+      stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+    }
+    engine::Finish f;
+    f.reason = reason;
+    f.prompt_tokens = static_cast<int>(s.req.prompt.size());
+    f.generated_tokens = s.generated;
+    f.error = std::move(error);
+    if (s.sink.on_finish) CallSafely([&] { s.sink.on_finish(f); });
+    s.sink = Sink();  // never touched again
+  }
+
+  // Drops finished sequences and publishes the counters.
+  void Reap() {
+    running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& s) { return s->done; }),
+                   running_.end());
+    std::lock_guard lk(mu_);
+    stats_.running = static_cast<int>(running_.size());
+    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+  }
+
+  std::unique_ptr<backend::Backend> backend_;  // declared first: outlives the model
+  std::unique_ptr<model::Model> model_;
+  EngineOptions opts_;
+  int vocab_ = 0;
+  int context_ = 0;
+  int64_t block_tokens_ = 0;
+  int64_t total_blocks_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;  // guarded by mu_
+  std::unordered_set<uint64_t> cancels_;           // guarded by mu_
+  bool stopping_ = false;                          // guarded by mu_
+  uint64_t next_id_ = 1;                           // guarded by mu_
+  EngineStats stats_;                              // guarded by mu_
+
+  // Engine thread only (Admit runs there too, under mu_).
+  std::vector<std::unique_ptr<Sequence>> running_;
+  int64_t reserved_blocks_ = 0;
+  std::vector<model::ForwardItem> items_;
+  std::vector<Sequence*> item_seq_;
+  std::vector<float> logits_;
+
+  std::thread thread_;  // last: starts after everything above is constructed
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> StartLocalEngine(std::unique_ptr<model::Model> model, EngineOptions options,
+                                         std::unique_ptr<backend::Backend> backend) {
+  return std::make_unique<LocalEngine>(std::move(model), options, std::move(backend));
+}
+
+}  // namespace pensieve::engine

@@ -1,0 +1,38 @@
+#pragma once
+// The in-process engine: one thread that owns a Model and runs the scheduler loop.
+//
+// Each iteration runs ONE batched Model::Forward for every active sequence: one decode token for each
+// sequence that is generating, plus prompt chunks of sequences still prefilling (at most prefill_chunk prompt
+// tokens per step in total), so a long prefill never stalls the others' decoding. After each chunk the
+// sequence's sink gets on_prefill_progress; a sequence whose prompt completes samples its first token from
+// that same step's logits.
+//
+// Admission: requests wait in a FIFO queue (Submit throws QueueFull beyond max_queue) and are admitted in
+// order when a sequence slot is free and the KV pool can hold the whole request: prompt + clamped max_tokens,
+// reserved up front, so a running sequence never runs out of KV blocks mid-generation. max_tokens is clamped
+// to what the context (and the pool) still holds after the prompt.
+//
+// Prefix reuse (next issue) fits here: at admission, match the prompt against the KV of finished/running
+// sequences and Model::ForkSequence the shared prefix instead of prefilling it; Finish::cached_prompt_tokens
+// is already reported (0 for now).
+#include <memory>
+
+#include "backend/backend.h"
+#include "engine/engine.h"
+#include "model/model.h"
+
+namespace pensieve::engine {
+
+struct EngineOptions {
+  int max_queue = 64;        // waiting (not yet admitted) requests; more -> QueueFull
+  int max_running = 16;      // sequences generating at once (also bounded by the model's max_sequences)
+  int prefill_chunk = 256;   // prompt tokens per step, over all prefilling sequences
+};
+
+// Starts the engine thread. The engine owns the model, and the backend when given (destroyed after the
+// model); without it the caller keeps the backend alive until the engine is destroyed. Throws Error for
+// options out of range.
+std::unique_ptr<Engine> StartLocalEngine(std::unique_ptr<model::Model> model, EngineOptions options,
+                                         std::unique_ptr<backend::Backend> backend = nullptr);
+
+}  // namespace pensieve::engine

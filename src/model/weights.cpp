@@ -1,0 +1,177 @@
+#include "model/weights.h"
+
+#include <set>
+#include <string>
+
+#include "util/error.h"
+
+namespace pensieve::model {
+namespace {
+
+using backend::FloatType;
+using backend::MatRef;
+
+std::string Shape(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+FloatType ToFloatType(const TensorView& t) {
+  switch (t.dtype) {
+    case DType::kF32: return FloatType::kF32;
+    case DType::kBF16: return FloatType::kBF16;
+    case DType::kF16: return FloatType::kF16;
+    default:
+      throw Error(t.file + ": tensor '" + t.name + "' has dtype " + std::string(DTypeName(t.dtype)) +
+                  ", expected F32, BF16 or F16");
+  }
+}
+
+class Binder {
+ public:
+  Binder(const ModelConfig& c, const TensorStore& s) : config_(c), store_(s) {}
+
+  const TensorView* Take(const std::string& name) {
+    const TensorView* t = store_.Find(name);
+    if (t) used_.insert(name);
+    return t;
+  }
+  const TensorView& Need(const std::string& name) {
+    const TensorView* t = Take(name);
+    Require(t != nullptr, store_.path() + ": missing tensor '" + name + "'");
+    return *t;
+  }
+
+  // Matrix `<module>.weight` of logical shape [rows, cols], float or MLX-quantized.
+  MatRef Matrix(const std::string& module, int64_t rows, int64_t cols) {
+    const TensorView& w = Need(module + ".weight");
+    MatRef m;
+    m.rows = rows;
+    m.cols = cols;
+    m.data = w.data;
+    if (const TensorView* scales = Take(module + ".scales")) {
+      QuantSpec spec = config_.quantization ? config_.quantization->ForModule(module) : QuantSpec{};
+      Require(spec.quantized(), w.file + ": '" + module + ".scales' present but config.json has no quantization for it");
+      RequireSupportedQuant(spec, w.file + ": " + module);
+      m.kind = MatRef::Kind::kAffine;
+      m.bits = spec.bits;
+      m.group_size = spec.group_size;
+      m.type = ToFloatType(*scales);
+      Require(w.dtype == DType::kU32 && w.shape == std::vector<int64_t>{rows, cols * spec.bits / 32},
+              w.file + ": tensor '" + w.name + "' is " + std::string(DTypeName(w.dtype)) + " " + Shape(w.shape) +
+                  ", expected U32 " + Shape({rows, cols * spec.bits / 32}));
+      std::vector<int64_t> gshape{rows, cols / spec.group_size};
+      Require(scales->shape == gshape, w.file + ": tensor '" + scales->name + "' has shape " +
+                                           Shape(scales->shape) + ", expected " + Shape(gshape));
+      m.scales = scales->data;
+      if (const TensorView* biases = Take(module + ".biases")) {
+        Require(biases->shape == gshape && biases->dtype == scales->dtype,
+                w.file + ": tensor '" + biases->name + "' does not match its scales");
+        m.biases = biases->data;
+      }
+    } else {
+      m.type = ToFloatType(w);
+      Require(w.shape == std::vector<int64_t>{rows, cols}, w.file + ": tensor '" + w.name + "' has shape " +
+                                                                Shape(w.shape) + ", expected " + Shape({rows, cols}));
+    }
+    m.Validate(w.file + ": " + w.name);
+    return m;
+  }
+
+  // A float vector of n elements widened to f32; empty when optional and absent.
+  std::vector<float> Vector(const std::string& name, int64_t n, bool required) {
+    const TensorView* t = required ? &Need(name) : Take(name);
+    if (!t) return {};
+    ToFloatType(*t);
+    Require(t->shape == std::vector<int64_t>{n},
+            t->file + ": tensor '" + name + "' has shape " + Shape(t->shape) + ", expected " + Shape({n}));
+    std::vector<float> v(n);
+    for (int64_t i = 0; i < n; ++i) v[i] = LoadAsF32(t->data, t->dtype, i);
+    return v;
+  }
+
+  // Every tensor must have been used or be one we knowingly ignore.
+  void CheckAllUsed() {
+    for (const std::string& name : store_.Names()) {
+      if (used_.count(name)) continue;
+      if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // stored rope tables
+      if (config_.tie_word_embeddings && name.rfind("lm_head.", 0) == 0) continue;  // tied copy
+      const TensorView* t = store_.Find(name);
+      throw Error(t->file + ": unexpected tensor '" + name + "' (not used by " + config_.architecture + ")");
+    }
+  }
+
+ private:
+  const ModelConfig& config_;
+  const TensorStore& store_;
+  std::set<std::string> used_;
+};
+
+}  // namespace
+
+ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
+  Binder b(c, store);
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size, hd = c.head_dim;
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  ModelWeights w;
+  w.embed = b.Matrix("model.embed_tokens", c.vocab_size, hidden);
+  w.layers.resize(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    LayerWeights& L = w.layers[i];
+    L.attn_norm = b.Vector(p + "input_layernorm.weight", hidden, true);
+    L.mlp_norm = b.Vector(p + "post_attention_layernorm.weight", hidden, true);
+    if (c.fused_qkv) {
+      MatRef qkv = b.Matrix(p + "self_attn.qkv_proj", q_dim + 2 * kv_dim, hidden);
+      L.wq = qkv.RowSlice(0, q_dim);
+      L.wk = qkv.RowSlice(q_dim, kv_dim);
+      L.wv = qkv.RowSlice(q_dim + kv_dim, kv_dim);
+      std::vector<float> bias = b.Vector(p + "self_attn.qkv_proj.bias", q_dim + 2 * kv_dim, false);
+      if (!bias.empty()) {
+        L.bq.assign(bias.begin(), bias.begin() + q_dim);
+        L.bk.assign(bias.begin() + q_dim, bias.begin() + q_dim + kv_dim);
+        L.bv.assign(bias.begin() + q_dim + kv_dim, bias.end());
+      }
+    } else {
+      L.wq = b.Matrix(p + "self_attn.q_proj", q_dim, hidden);
+      L.wk = b.Matrix(p + "self_attn.k_proj", kv_dim, hidden);
+      L.wv = b.Matrix(p + "self_attn.v_proj", kv_dim, hidden);
+      L.bq = b.Vector(p + "self_attn.q_proj.bias", q_dim, false);
+      L.bk = b.Vector(p + "self_attn.k_proj.bias", kv_dim, false);
+      L.bv = b.Vector(p + "self_attn.v_proj.bias", kv_dim, false);
+    }
+    L.wo = b.Matrix(p + "self_attn.o_proj", hidden, q_dim);
+    L.bo = b.Vector(p + "self_attn.o_proj.bias", hidden, false);
+    if (c.qk_norm) {
+      L.q_norm = b.Vector(p + "self_attn.q_norm.weight", hd, true);
+      L.k_norm = b.Vector(p + "self_attn.k_norm.weight", hd, true);
+    }
+    if (c.fused_gate_up) {
+      MatRef gu = b.Matrix(p + "mlp.gate_up_proj", 2 * inter, hidden);
+      L.w_gate = gu.RowSlice(0, inter);
+      L.w_up = gu.RowSlice(inter, inter);
+    } else {
+      L.w_gate = b.Matrix(p + "mlp.gate_proj", inter, hidden);
+      L.w_up = b.Matrix(p + "mlp.up_proj", inter, hidden);
+      L.b_gate = b.Vector(p + "mlp.gate_proj.bias", inter, false);
+      L.b_up = b.Vector(p + "mlp.up_proj.bias", inter, false);
+    }
+    L.w_down = b.Matrix(p + "mlp.down_proj", hidden, inter);
+    L.b_down = b.Vector(p + "mlp.down_proj.bias", hidden, false);
+    for (const MatRef* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      w.matrix_bytes += m->TotalBytes();
+  }
+  w.final_norm = b.Vector("model.norm.weight", hidden, true);
+  if (c.tie_word_embeddings || !store.Has("lm_head.weight")) {
+    Require(c.tie_word_embeddings, store.path() + ": missing tensor 'lm_head.weight'");
+    w.lm_head = w.embed;
+  } else {
+    w.lm_head = b.Matrix("lm_head", c.vocab_size, hidden);
+  }
+  w.matrix_bytes += w.lm_head.TotalBytes();
+  b.CheckAllUsed();
+  return w;
+}
+
+}  // namespace pensieve::model

@@ -1,0 +1,206 @@
+// The chat pipeline over the fake engine: stop sequences, max_tokens, context limits, thinking, tool calls,
+// prefill, and the Anthropic stream encoder's grammar on each.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "api/anthropic.h"
+#include "fakes/fake_model.h"
+#include "fakes/sse_validator.h"
+
+namespace pensieve::api {
+namespace {
+
+using test::FakeWorld;
+
+std::vector<ChatEvent> RunAll(ChatPipeline& p, const ChatRequest& r) {
+  auto gen = p.Start(r, p.Prepare(r));
+  std::vector<ChatEvent> events;
+  ChatEvent e;
+  for (int i = 0; i < 1000 && !gen->done(); ++i) {
+    while (gen->Next(&e, std::chrono::milliseconds(50))) events.push_back(e);
+  }
+  return events;
+}
+
+ChatRequest User(const std::string& text, int max_tokens = 100) {
+  ChatRequest r;
+  r.model = "m";
+  r.max_tokens = max_tokens;
+  r.thinking = false;
+  r.messages.push_back(ChatMessage::Text(ChatMessage::Role::kUser, text));
+  return r;
+}
+
+std::string Text(const std::vector<ChatEvent>& events, ChatEvent::Kind kind = ChatEvent::Kind::kText) {
+  std::string s;
+  for (const auto& e : events) {
+    if (e.kind == kind) s += e.text;
+  }
+  return s;
+}
+
+std::string Encode(const std::vector<ChatEvent>& events, int input_tokens) {
+  AnthropicStreamEncoder enc("msg_x", "m", false);
+  std::string sse = enc.Start(input_tokens);
+  for (const auto& e : events) sse += enc.Event(e);
+  return sse;
+}
+
+TEST(Pipeline, PlainAnswerEndsTurnWithUsage) {
+  FakeWorld w;
+  ChatRequest r = User("Say hi");
+  auto events = RunAll(w.pipeline, r);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(Text(events), "Hi! I am a fake model.");
+  const ChatEvent& f = events.back();
+  ASSERT_EQ(f.kind, ChatEvent::Kind::kFinish);
+  EXPECT_EQ(f.stop_reason, StopReason::kEndTurn);
+  EXPECT_EQ(f.usage.output_tokens, static_cast<int>(std::string("Hi! I am a fake model.").size()));
+  EXPECT_EQ(f.usage.prompt_tokens(), w.pipeline.CountTokens(r));
+  EXPECT_EQ(test::ValidateAnthropicSse(Encode(events, f.usage.prompt_tokens())), "");
+}
+
+TEST(Pipeline, StopSequenceNeverEmitted) {  // §8.6
+  FakeWorld w;
+  ChatRequest r = User("count 1 to 10");
+  r.stop = {"7"};
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(Text(events), "1, 2, 3, 4, 5, 6, ");
+  EXPECT_EQ(events.back().stop_reason, StopReason::kStopSequence);
+  EXPECT_EQ(events.back().stop_sequence, "7");
+  // Multi-character stop spanning token boundaries (the fake tokenizer is byte-level).
+  r.stop = {"4, 5"};
+  events = RunAll(w.pipeline, r);
+  EXPECT_EQ(Text(events), "1, 2, 3, ");
+  EXPECT_EQ(events.back().stop_sequence, "4, 5");
+}
+
+TEST(Pipeline, MaxTokens) {  // §8.5
+  FakeWorld w;
+  auto events = RunAll(w.pipeline, User("Say hi", 5));
+  EXPECT_EQ(Text(events), "Hi! I");
+  EXPECT_EQ(events.back().stop_reason, StopReason::kMaxTokens);
+  EXPECT_EQ(events.back().usage.output_tokens, 5);
+}
+
+TEST(Pipeline, MaxTokensZeroProducesNothing) {  // §8.20
+  FakeWorld w;
+  auto events = RunAll(w.pipeline, User("Say hi", 0));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, ChatEvent::Kind::kFinish);
+  EXPECT_EQ(events[0].usage.output_tokens, 0);
+  EXPECT_GT(events[0].usage.prompt_tokens(), 0);
+}
+
+TEST(Pipeline, PromptTooLongAndClamp) {  // §8.24, §8.25
+  FakeWorld w(/*ctx=*/64);
+  try {
+    w.pipeline.Prepare(User(std::string(100, 'x')));
+    FAIL();
+  } catch (const RequestError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_TRUE(std::regex_search(std::string(e.what()), std::regex(R"(^prompt is too long: \d+ tokens > 64 maximum$)"))) << e.what();
+  }
+  ChatRequest r = User("long story", 32000);
+  PreparedPrompt p = w.pipeline.Prepare(r);
+  EXPECT_EQ(p.max_tokens, 64 - static_cast<int>(p.tokens.size()));
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(events.back().stop_reason, StopReason::kMaxTokens);
+  EXPECT_EQ(events.back().usage.output_tokens, p.max_tokens);
+}
+
+TEST(Pipeline, ThinkingThenText) {  // §8.11
+  FakeWorld w;
+  ChatRequest r = User("Say hi");
+  r.thinking = true;
+  PreparedPrompt p = w.pipeline.Prepare(r);
+  EXPECT_TRUE(p.starts_in_reasoning);
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(Text(events, ChatEvent::Kind::kThinking), "I should greet.");
+  EXPECT_EQ(Text(events), "Hello there!");
+  std::string sse = Encode(events, 10);
+  EXPECT_EQ(test::ValidateAnthropicSse(sse), "");
+  EXPECT_NE(sse.find("signature_delta"), std::string::npos);
+}
+
+TEST(Pipeline, ToolCallsAndParallelLimit) {  // §8.7, §8.8
+  FakeWorld w;
+  ChatRequest r = User("what is the weather in Paris and Rome", 1000);
+  r.tools.push_back({"get_weather", "Weather", Json::parse(R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})")});
+  auto events = RunAll(w.pipeline, r);
+  int starts = 0;
+  std::string args;
+  for (const auto& e : events) {
+    if (e.kind == ChatEvent::Kind::kToolStart) {
+      ++starts;
+      EXPECT_EQ(e.text, "get_weather");
+      EXPECT_TRUE(std::regex_match(e.tool_id, std::regex("^toolu_[A-Za-z0-9_-]+$")));
+    }
+    if (e.kind == ChatEvent::Kind::kToolArgs && e.tool_index == 0) args += e.text;
+  }
+  EXPECT_EQ(starts, 2);
+  EXPECT_EQ(Json::parse(args)["city"], "Paris");
+  EXPECT_EQ(Text(events), "Let me check. ");
+  EXPECT_EQ(events.back().stop_reason, StopReason::kToolUse);
+  EXPECT_EQ(Text(events).find("<tool_call>"), std::string::npos);
+  EXPECT_EQ(test::ValidateAnthropicSse(Encode(events, 10)), "");
+
+  r.tool_choice.disable_parallel = true;
+  events = RunAll(w.pipeline, r);
+  starts = 0;
+  for (const auto& e : events) starts += e.kind == ChatEvent::Kind::kToolStart;
+  EXPECT_EQ(starts, 1);
+  EXPECT_EQ(events.back().stop_reason, StopReason::kToolUse);
+
+  r.tool_choice.mode = ToolChoice::Mode::kNone;  // tools are not rendered, so the fake answers plainly
+  events = RunAll(w.pipeline, r);
+  starts = 0;
+  for (const auto& e : events) starts += e.kind == ChatEvent::Kind::kToolStart;
+  EXPECT_EQ(starts, 0);
+  EXPECT_EQ(events.back().stop_reason, StopReason::kEndTurn);
+}
+
+TEST(Pipeline, PrefillContinuesAssistantText) {  // §8.13
+  FakeWorld w;
+  ChatRequest r = User("Complete it");
+  r.messages.push_back(ChatMessage::Text(ChatMessage::Role::kAssistant, "The capital of France is"));
+  PreparedPrompt p = w.pipeline.Prepare(r);
+  EXPECT_TRUE(p.text.ends_with("<|assistant|>\nThe capital of France is"));
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(Text(events), " Paris.");
+}
+
+TEST(Pipeline, ErrorFromEngineBecomesErrorEvent) {  // §8.29
+  FakeWorld w;
+  auto events = RunAll(w.pipeline, User("fail midway"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().kind, ChatEvent::Kind::kError);
+  AnthropicStreamEncoder enc("msg_x", "m", false);
+  std::string sse = enc.Start(3);
+  for (const auto& e : events) sse += enc.Event(e);
+  EXPECT_EQ(test::ValidateAnthropicSse(sse, /*allow_error=*/true), "");
+  EXPECT_EQ(sse.find("message_stop"), std::string::npos);
+}
+
+TEST(AnthropicEncoder, KeepAliveOpensBlockWithEmptyDeltas) {
+  AnthropicStreamEncoder enc("msg_x", "m", false);
+  std::string sse = enc.KeepAlive();  // before message_start: ping only
+  EXPECT_EQ(sse, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+  sse += enc.Start(5);
+  sse += enc.KeepAlive();
+  sse += enc.KeepAlive();
+  EXPECT_NE(sse.find(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}})"), std::string::npos);
+  ChatEvent t;
+  t.kind = ChatEvent::Kind::kText;
+  t.text = "hi";
+  sse += enc.Event(t);
+  ChatEvent f;
+  f.kind = ChatEvent::Kind::kFinish;
+  sse += enc.Event(f);
+  EXPECT_EQ(test::ValidateAnthropicSse(sse), "");
+  EXPECT_EQ(test::ParseSse(sse).size(), 11u);  // ping, start, (ping, block start, delta), (ping, delta), delta, stop, delta, stop
+}
+
+}  // namespace
+}  // namespace pensieve::api

@@ -1,0 +1,249 @@
+// SIMD kernels (CpuBackend) against the plain scalar reference (backend/reference.h), on every SIMD target
+// compiled in and supported by this CPU, over odd sizes and misaligned pointers. Quantized matmuls are also
+// checked against "dequantize with the formats layer's reference, then f32 matmul".
+#include "backend/cpu/simd_targets.h"  // must precede Highway: same target set as the kernels
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/reference.h"
+#include "formats/dtype.h"
+#include "formats/mlx_quant.h"
+#include "hwy/highway.h"
+#include "hwy/targets.h"
+
+namespace pensieve::backend {
+namespace {
+
+std::vector<int64_t> Targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+class OpsTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+  std::mt19937 rng_{1234};
+  std::vector<float> Random(size_t n, float scale = 1.0f) {
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng_);
+    return v;
+  }
+};
+
+// Stores values as `type` into raw 16/32-bit storage, starting `offset` elements in (misalignment).
+std::vector<uint8_t> Store(const std::vector<float>& v, FloatType type, int offset, const void** data) {
+  size_t es = FloatTypeSize(type);
+  std::vector<uint8_t> buf((v.size() + offset) * es + 64);
+  for (size_t i = 0; i < v.size(); ++i) {
+    DType dt = type == FloatType::kF32 ? DType::kF32 : type == FloatType::kBF16 ? DType::kBF16 : DType::kF16;
+    StoreFromF32(buf.data() + (i + offset) * es, dt, 0, v[i]);
+  }
+  *data = buf.data() + offset * es;
+  return buf;
+}
+
+// Tolerance for a dot product of length K: relative to the sum of |terms|.
+float Tol(const float* x, const float* w, int64_t K) {
+  double s = 0;
+  for (int64_t k = 0; k < K; ++k) s += std::fabs(double{x[k]} * w[k]);
+  return static_cast<float>(2e-6 * s + 1e-6);
+}
+
+
+TEST_P(OpsTest, FloatMatMulMatchesScalar) {
+  cpu::CpuBackend be(2);
+  for (FloatType type : {FloatType::kF32, FloatType::kBF16, FloatType::kF16}) {
+    for (int64_t K : {1, 7, 16, 33, 64, 100, 257}) {
+      for (int64_t T : {1, 2, 3, 9, 70}) {
+        for (int offset : {0, 1}) {
+          const int64_t N = 37;
+          auto wf = Random(N * K);
+          MatRef w;
+          w.type = type;
+          w.rows = N;
+          w.cols = K;
+          auto buf = Store(wf, type, offset, &w.data);
+          auto xbuf = Random(T * K + 1);
+          const float* x = xbuf.data() + offset;  // misaligned activations too
+          auto bias = Random(N);
+          std::vector<float> want(T * N), got(T * N, NAN);
+          ref::MatMul(x, T, w, bias.data(), want.data());
+          be.MatMul(x, T, w, bias.data(), got.data());
+          std::vector<float> row(K);
+          for (int64_t n = 0; n < N; ++n) {
+            ref::DequantizeRow(w, n, row.data());
+            for (int64_t t = 0; t < T; ++t)
+              ASSERT_NEAR(got[t * N + n], want[t * N + n], Tol(x + t * K, row.data(), K))
+                  << "type " << int(type) << " K " << K << " T " << T << " n " << n << " t " << t;
+          }
+        }
+      }
+    }
+  }
+}
+
+struct Packed {
+  std::vector<uint32_t> words;
+  std::vector<uint8_t> scales, biases;
+};
+
+// Random codes with random group scales/biases in `type`; `word_offset` misaligns the packed rows.
+MatRef MakeAffine(std::mt19937& rng, int64_t N, int64_t K, int bits, int gs, FloatType type, bool with_bias,
+                  int word_offset, Packed& p) {
+  std::uniform_int_distribution<uint32_t> u32;
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  p.words.resize(N * K * bits / 32 + word_offset + 16);
+  for (auto& w : p.words) w = u32(rng);
+  std::vector<float> s(N * K / gs), b(N * K / gs);
+  for (auto& v : s) v = dist(rng);
+  for (auto& v : b) v = dist(rng);
+  const void *sd, *bd;
+  p.scales = Store(s, type, 0, &sd);
+  p.biases = Store(b, type, 0, &bd);
+  MatRef m;
+  m.kind = MatRef::Kind::kAffine;
+  m.type = type;
+  m.rows = N;
+  m.cols = K;
+  m.bits = bits;
+  m.group_size = gs;
+  m.data = p.words.data() + word_offset;
+  m.scales = p.scales.data();
+  m.biases = with_bias ? p.biases.data() : nullptr;
+  return m;
+}
+
+TEST_P(OpsTest, AffineMatMulMatchesDequantizeThenF32) {
+  cpu::CpuBackend be(2);
+  for (int bits : {2, 3, 4, 8}) {
+    for (int gs : {32, 64, 128}) {
+      for (int64_t K : {gs * 1, gs * 3, 256, 384}) {
+        if (K % gs) continue;
+        for (int64_t T : {1, 4, 9, 70}) {
+          for (FloatType type : {FloatType::kBF16, FloatType::kF16, FloatType::kF32}) {
+            const bool with_bias = (K / gs) % 2 == 1 || type != FloatType::kF32;
+            const int64_t N = 13;
+            Packed p;
+            MatRef w = MakeAffine(rng_, N, K, bits, gs, type, with_bias, static_cast<int>(T % 2), p);
+            auto x = Random(T * K);
+            std::vector<float> got(T * N, NAN);
+            be.MatMul(x.data(), T, w, nullptr, got.data());
+            // Independent dequantizer: the formats layer's reference of the MLX layout.
+            DType pd = type == FloatType::kF32 ? DType::kF32 : type == FloatType::kBF16 ? DType::kBF16 : DType::kF16;
+            std::vector<float> row(K), zero_b(K / gs, 0.0f);
+            std::vector<uint8_t> zero_raw(K / gs * 4, 0);
+            for (int64_t n = 0; n < N; ++n) {
+              const size_t es = FloatTypeSize(type);
+              DequantizeRow(static_cast<const uint32_t*>(w.data) + n * K * bits / 32,
+                            static_cast<const uint8_t*>(w.scales) + n * (K / gs) * es,
+                            with_bias ? static_cast<const uint8_t*>(w.biases) + n * (K / gs) * es
+                                      : static_cast<const void*>(zero_raw.data()),
+                            pd, K, QuantSpec{bits, gs}, row.data());
+              for (int64_t t = 0; t < T; ++t) {
+                double want = 0;
+                for (int64_t k = 0; k < K; ++k) want += double{x[t * K + k]} * row[k];
+                ASSERT_NEAR(got[t * N + n], want, Tol(x.data() + t * K, row.data(), K))
+                    << "bits " << bits << " gs " << gs << " K " << K << " T " << T << " type " << int(type)
+                    << " bias " << with_bias << " n " << n << " t " << t;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(OpsTest, RowOpsMatchScalar) {
+  cpu::CpuBackend be(2);
+  for (int64_t dim : {1, 5, 16, 31, 64, 130}) {
+    const int64_t rows = 7;
+    auto x = Random(rows * dim + 1), w = Random(dim);
+    std::vector<float> want(rows * dim), got(rows * dim);
+    ref::RmsNorm(x.data() + 1, w.data(), rows, dim, 1e-5f, want.data());
+    be.RmsNorm(x.data() + 1, w.data(), rows, dim, 1e-5f, got.data());
+    for (int64_t i = 0; i < rows * dim; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])));
+  }
+  for (int64_t n : {0, 1, 15, 17, 100, 40000}) {
+    auto g = Random(n + 1, 3.0f), u = Random(n + 1);
+    std::vector<float> want(n + 1), got(n + 1);
+    ref::SiluMul(g.data() + 1, u.data(), n, want.data());
+    be.SiluMul(g.data() + 1, u.data(), n, got.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i]))) << i;
+    ref::GeluMul(g.data() + 1, u.data(), n, want.data());
+    be.GeluMul(g.data() + 1, u.data(), n, got.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i]))) << i;
+    std::vector<float> y = u, y2 = u;
+    be.Add(y.data(), g.data() + 1, n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], y2[i] + g[i + 1]);
+  }
+}
+
+TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
+  cpu::CpuBackend be(2);
+  // head_dim 8, rotary_dim 4 (partial): dims 0,2 pair with 2,... i.e. i pairs with i + 2 for i < 2.
+  std::vector<float> inv_freq = {1.0f, 0.01f};
+  RopeParams rope{4, inv_freq.data(), 1.0f};
+  std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};
+  int32_t pos = 3;
+  be.Rope(x.data(), 1, 1, 8, &pos, rope);
+  const double a0 = 3.0, a1 = 0.03;
+  EXPECT_NEAR(x[0], 1 * std::cos(a0) - 3 * std::sin(a0), 1e-6);
+  EXPECT_NEAR(x[2], 3 * std::cos(a0) + 1 * std::sin(a0), 1e-6);
+  EXPECT_NEAR(x[1], 2 * std::cos(a1) - 4 * std::sin(a1), 1e-6);
+  EXPECT_NEAR(x[3], 4 * std::cos(a1) + 2 * std::sin(a1), 1e-6);
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(x[i], i + 1);  // past rotary_dim: untouched
+}
+
+TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
+  cpu::CpuBackend be(2);
+  ref::ReferenceBackend rb;
+  KvCacheConfig kc{2, 2, 12, 4, 1 << 20, 4, 64};
+  for (int window : {0, 5, 1}) {
+    KvCache cache(kc);
+    int s0 = cache.NewSequence(), s1 = cache.NewSequence();
+    cache.Append(s0, 11);
+    cache.Append(s1, 3);
+    std::vector<int32_t> seqs, pos;
+    for (int p = 0; p < 11; ++p) seqs.push_back(s0), pos.push_back(p);
+    for (int p = 0; p < 3; ++p) seqs.push_back(s1), pos.push_back(p);
+    const int64_t T = seqs.size();
+    auto k = Random(T * 24), v = Random(T * 24), q = Random(T * 4 * 12);
+    for (int layer = 0; layer < 2; ++layer) be.WriteKv(cache, layer, T, seqs.data(), pos.data(), k.data(), v.data());
+    AttentionArgs a;
+    a.q = q.data();
+    a.T = T;
+    a.seqs = seqs.data();
+    a.pos = pos.data();
+    a.layer = 1;
+    a.n_heads = 4;
+    a.n_kv_heads = 2;
+    a.head_dim = 12;
+    a.scale = 0.3f;
+    a.window = window;
+    std::vector<float> want(T * 48), got(T * 48);
+    a.out = want.data();
+    rb.Attention(cache, a);
+    a.out = got.data();
+    be.Attention(cache, a);
+    for (int64_t i = 0; i < T * 48; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
+    // Position 0 sees only itself: output equals its value row (kv head 0 for heads 0 and 1).
+    for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[d], v[d], 1e-6f);
+    for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[12 + d], v[d], 1e-6f);
+    // Window 1: every query sees only its own key (q - k < 1), so each head returns its kv head's value.
+    if (window == 1)
+      for (int64_t t = 0; t < T; ++t)
+        for (int h = 0; h < 4; ++h)
+          for (int d = 0; d < 12; ++d) ASSERT_NEAR(got[(t * 4 + h) * 12 + d], v[t * 24 + (h / 2) * 12 + d], 1e-6f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, OpsTest, ::testing::ValuesIn(Targets()),
+                         [](const auto& info) { return std::string(hwy::TargetName(info.param)); });
+
+}  // namespace
+}  // namespace pensieve::backend

@@ -1,0 +1,96 @@
+// Both SDKs against `pensieve serve` on the real stories260K model (shared data): greedy stream == non-stream,
+// count_tokens == billed input, max_tokens, stop sequences cut at text level, prompt too long, clamping.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { startServer, statusOf } from './helpers.mjs';
+
+const binary = process.env.PENSIEVE_BINARY;
+const modelDir = `${process.env.PENSIEVE_SHARED_DIR ?? '../../../shared'}/data/models/stories260K/stories260K-hf`;
+const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(`${modelDir}/config.json`) ? 'needs the pensieve binary and shared/data' : false;
+let server;
+let anthropic;
+let openai;
+
+before(async () => {
+  if (skip) return;
+  server = await startServer(binary, ['serve', '--model', modelDir, '--port', '0', '--threads', '2']);
+  anthropic = new Anthropic({ baseURL: server.baseURL, apiKey: 'x', maxRetries: 0 });
+  openai = new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'x', maxRetries: 0 });
+});
+after(async () => { if (server) await server.stop(); });
+
+const greedy = { model: 'stories', max_tokens: 40, temperature: 0, messages: [{ role: 'user', content: 'Once upon a time' }] };
+
+test('greedy stream equals non-stream; usage in both', { skip }, async () => {
+  const plain = await anthropic.messages.create(greedy);
+  assert.equal(plain.content[0].type, 'text');
+  assert.ok(plain.content[0].text.length > 0);
+  assert.ok(plain.usage.input_tokens > 0 && plain.usage.output_tokens > 0);
+  const stream = anthropic.messages.stream(greedy);
+  let text = '';
+  let startUsage;
+  stream.on('text', (t) => { text += t; });
+  stream.on('streamEvent', (e) => { if (e.type === 'message_start') startUsage = e.message.usage; });
+  const final = await stream.finalMessage();
+  assert.equal(text, plain.content[0].text);
+  assert.equal(final.content[0].text, plain.content[0].text);
+  assert.equal(startUsage.input_tokens, plain.usage.input_tokens);
+  assert.equal(final.usage.output_tokens, plain.usage.output_tokens);
+});
+
+test('count_tokens equals billed input', { skip }, async () => {
+  const { max_tokens, temperature, ...rest } = greedy;
+  const counted = await anthropic.messages.countTokens({ ...rest, system: 'A story.' });
+  const msg = await anthropic.messages.create({ ...greedy, system: 'A story.', max_tokens: 1 });
+  assert.equal(counted.input_tokens, msg.usage.input_tokens + msg.usage.cache_read_input_tokens);
+});
+
+test('max_tokens 5 stops with max_tokens', { skip }, async () => {
+  const msg = await anthropic.messages.create({ ...greedy, max_tokens: 5 });
+  assert.ok(msg.usage.output_tokens <= 5);
+  assert.ok(['max_tokens', 'end_turn'].includes(msg.stop_reason));
+});
+
+test('stop sequence taken from the greedy output cuts it there and is never emitted', { skip }, async () => {
+  const plain = (await anthropic.messages.create(greedy)).content[0].text;
+  const cut = Math.floor(plain.length / 2);
+  const stopSeq = plain.slice(cut, cut + 3);
+  const expected = plain.slice(0, plain.indexOf(stopSeq));
+  const msg = await anthropic.messages.create({ ...greedy, stop_sequences: [stopSeq] });
+  assert.equal(msg.stop_reason, 'stop_sequence');
+  assert.equal(msg.stop_sequence, stopSeq);
+  assert.equal(msg.content.length ? msg.content[0].text : '', expected);
+  const stream = anthropic.messages.stream({ ...greedy, stop_sequences: [stopSeq] });
+  let text = '';
+  stream.on('text', (t) => { text += t; });
+  await stream.finalMessage();
+  assert.equal(text, expected);
+});
+
+test('prompt too long is a 400 with the phrase Claude Code recognises; overflow of max_tokens is clamped', { skip }, async () => {
+  const long = 'Once upon a time there was a cat. '.repeat(400);
+  await assert.rejects(anthropic.messages.create({ ...greedy, messages: [{ role: 'user', content: long }] }),
+    (e) => e instanceof Anthropic.BadRequestError && /prompt is too long: \d+ tokens > \d+ maximum/.test(e.message));
+  const msg = await anthropic.messages.create({ ...greedy, max_tokens: 32000 });
+  assert.ok(['max_tokens', 'end_turn'].includes(msg.stop_reason));
+});
+
+test('openai chat completions stream with usage and non-stream agree', { skip }, async () => {
+  const params = { model: 'stories', temperature: 0, max_tokens: 30, messages: [{ role: 'user', content: 'Once upon a time' }] };
+  const plain = await openai.chat.completions.create(params);
+  const stream = await openai.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let usage;
+  for await (const c of stream) {
+    if (c.usage) usage = c.usage;
+    if (c.choices.length) text += c.choices[0].delta?.content ?? '';
+  }
+  assert.equal(text, plain.choices[0].message.content);
+  assert.equal(usage.completion_tokens, plain.usage.completion_tokens);
+  const comp = await openai.completions.create({ model: 'stories', prompt: 'Once upon a time', max_tokens: 10, temperature: 0 });
+  assert.ok(comp.choices[0].text.length > 0);
+  assert.ok(server.requestLines().every((l) => statusOf(l) < 500));
+});

@@ -1,0 +1,94 @@
+// End-to-end: `pensieve info`, `quantize`, `random-model` as a user runs them (exit codes and messages).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include "temp_dir.h"
+#include "test_paths.h"
+
+namespace pensieve {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct RunResult {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+RunResult RunCli(const std::string& args) {
+  std::string cmd = test::PensieveBinary() + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(CliFormats, InfoStories260K) {
+  PENSIEVE_REQUIRE_SHARED();
+  RunResult r = RunCli("info " + test::SharedDir() + "/data/models/stories260K/stories260K-hf-bf16 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "LlamaForCausalLM");
+  EXPECT_EQ(j["parameters"], 260032);  // README: a 260K-parameter model
+  EXPECT_EQ(j["dtype"], "BF16");
+  EXPECT_EQ(j["kv_bytes_per_token"], 2 * 5 * 4 * 8 * 2);
+  EXPECT_TRUE(j["missing_tensors"].empty());
+}
+
+TEST(CliFormats, QuantizeThenInfo) {
+  PENSIEVE_REQUIRE_SHARED();
+  test::TempDir dir;
+  RunResult q = RunCli("quantize " + test::SharedDir() + "/data/models/stories260K/stories260K-hf " + dir.path() +
+                    "/q --bits 8 --group-size 32");
+  ASSERT_EQ(q.code, 0) << q.out;
+  RunResult i = RunCli("info " + dir.path() + "/q");
+  ASSERT_EQ(i.code, 0) << i.out;
+  EXPECT_THAT(i.out, HasSubstr("MLX affine 8-bit, group size 32, 31 quantized modules"));
+  EXPECT_THAT(i.out, HasSubstr("parameters:   260032"));
+}
+
+TEST(CliFormats, RandomModelTiny) {
+  test::TempDir dir;
+  RunResult r = RunCli("random-model --shape tiny " + dir.path() + "/m --dtype mlx8 --seed 5 --layers 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  RunResult i = RunCli("info " + dir.path() + "/m --json");
+  ASSERT_EQ(i.code, 0) << i.out;
+  auto j = nlohmann::json::parse(i.out);
+  EXPECT_EQ(j["num_hidden_layers"], 1);
+  EXPECT_EQ(j["quantization"]["bits"], 8);
+  RunResult bad = RunCli("random-model --shape nope " + dir.path() + "/x");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.out, HasSubstr("unknown shape 'nope'"));
+}
+
+TEST(CliFormats, BadFilesGiveOneClearError) {
+  test::TempDir dir;
+  std::string m = dir.path() + "/m";
+  ASSERT_EQ(RunCli("random-model --shape tiny " + m).code, 0);
+  // Truncate the weights: non-zero exit, one line naming the file and a tensor.
+  std::filesystem::resize_file(m + "/model.safetensors", std::filesystem::file_size(m + "/model.safetensors") - 10);
+  RunResult r = RunCli("info " + m);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("error: " + m + "/model.safetensors: tensor '"));
+  // Unknown architecture.
+  std::ofstream(m + "/config.json") << R"({"architectures": ["FooForCausalLM"], "hidden_size": 8})";
+  r = RunCli("info " + m);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("config.json: field 'architectures': unsupported architecture 'FooForCausalLM'"));
+  r = RunCli("quantize " + m + " " + dir.path() + "/q --bits 3 --group-size 100");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("group_size=100"));
+}
+
+}  // namespace
+}  // namespace pensieve

@@ -1,0 +1,232 @@
+// One shared checker over a tiny random model of every architecture variant:
+//  - the CPU backend agrees with the scalar reference backend;
+//  - cached decode (prefill n-1, then one token) equals the uncached prefill of n tokens;
+//  - a batch of two sequences (mixed prefill + decode rows) equals running them one by one;
+//  - chunked prefill (max_batch_tokens smaller than the prompt) equals one chunk.
+// Agreement with transformers itself is golden_test.cpp's job; these pin the invariants of the decoder.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/reference.h"
+#include "model/model.h"
+#include "random_model.h"
+#include "util/error.h"
+
+namespace pensieve::model {
+namespace {
+
+using test::RandomModelSpec;
+
+struct Variant {
+  const char* name;
+  RandomModelSpec spec;
+};
+
+std::vector<Variant> Variants() {
+  std::vector<Variant> v;
+  v.push_back({"llama", {}});
+  RandomModelSpec tied;
+  tied.tied = true;
+  tied.kv_heads = 4;
+  v.push_back({"llama_tied_mha", tied});
+  RandomModelSpec l3;
+  l3.extra = {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                 {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}};
+  v.push_back({"llama3_rope", l3});
+  RandomModelSpec mistral;
+  mistral.architecture = "MistralForCausalLM";
+  mistral.model_type = "mistral";
+  mistral.extra = {{"sliding_window", 5}};
+  v.push_back({"mistral_window", mistral});
+  RandomModelSpec qwen2;
+  qwen2.architecture = "Qwen2ForCausalLM";
+  qwen2.model_type = "qwen2";
+  qwen2.qkv_bias = true;
+  v.push_back({"qwen2_bias", qwen2});
+  RandomModelSpec qwen3;
+  qwen3.architecture = "Qwen3ForCausalLM";
+  qwen3.model_type = "qwen3";
+  qwen3.qk_norm = true;
+  v.push_back({"qwen3_qknorm", qwen3});
+  RandomModelSpec phi3;
+  phi3.architecture = "Phi3ForCausalLM";
+  phi3.model_type = "phi3";
+  phi3.fused = true;
+  phi3.extra = {{"partial_rotary_factor", 0.5},
+                {"original_max_position_embeddings", 8},
+                {"rope_scaling",
+                 {{"type", "longrope"}, {"short_factor", {1.0, 1.1, 1.3, 2.0}}, {"long_factor", {1.5, 2.0, 4.0, 8.0}}}}};
+  v.push_back({"phi3_longrope_partial", phi3});
+  RandomModelSpec bf16;
+  bf16.dtype = DType::kBF16;
+  v.push_back({"llama_bf16", bf16});
+  RandomModelSpec q4;
+  q4.quant_bits = 4;
+  q4.dtype = DType::kBF16;
+  v.push_back({"llama_mlx4_g32", q4});
+  RandomModelSpec q8 = q4;
+  q8.quant_bits = 8;
+  q8.group_size = 64;
+  q8.tied = true;
+  q8.inter = 128;  // a multiple of the group size
+  v.push_back({"llama_mlx8_g64_tied", q8});
+  return v;
+}
+
+class DecoderTest : public ::testing::TestWithParam<Variant> {
+ protected:
+  void SetUp() override {
+    dir_ = test::TempDir(GetParam().name);
+    test::WriteRandomModel(dir_, GetParam().spec);
+  }
+  std::unique_ptr<Model> Load(backend::Backend& be, int max_batch = 64) {
+    LoadOptions o;
+    o.kv_budget_bytes = 4 << 20;
+    o.max_batch_tokens = max_batch;
+    o.kv_block_tokens = 4;  // several blocks per sequence even for short prompts
+    return Model::Load(dir_, be, o);
+  }
+  std::vector<int32_t> Prompt(int n, int salt) {
+    std::vector<int32_t> p(n);
+    for (int i = 0; i < n; ++i) p[i] = (i * 37 + salt * 11 + 5) % GetParam().spec.vocab;
+    return p;
+  }
+  std::string dir_;
+};
+
+// Relative L2 distance between two logit vectors.
+double RelL2(const float* a, const float* b, int64_t n) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) num += (a[i] - b[i]) * double(a[i] - b[i]), den += double(b[i]) * b[i];
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+std::vector<float> Prefill(Model& m, const std::vector<int32_t>& tokens) {
+  int seq = m.NewSequence();
+  std::vector<float> logits(tokens.size() * m.config().vocab_size);
+  ForwardItem it{seq, tokens, true};
+  m.Forward(std::span(&it, 1), logits);
+  m.FreeSequence(seq);
+  return logits;
+}
+
+TEST_P(DecoderTest, CpuMatchesReferenceBackend) {
+  backend::cpu::CpuBackend cpu(2);
+  backend::ref::ReferenceBackend ref;
+  auto a = Load(cpu), b = Load(ref);
+  const int64_t V = a->config().vocab_size;
+  auto prompt = Prompt(13, 0);
+  auto la = Prefill(*a, prompt), lb = Prefill(*b, prompt);
+  for (size_t p = 0; p < prompt.size(); ++p) EXPECT_LT(RelL2(&la[p * V], &lb[p * V], V), 2e-5) << "position " << p;
+}
+
+TEST_P(DecoderTest, CachedDecodeEqualsUncachedPrefill) {
+  backend::cpu::CpuBackend cpu(2);
+  auto m = Load(cpu);
+  const int64_t V = m->config().vocab_size;
+  auto prompt = Prompt(13, 1);
+  auto full = Prefill(*m, prompt);
+  int seq = m->NewSequence();
+  std::vector<float> logits(V);
+  ForwardItem head{seq, std::span<const int32_t>(prompt).first(10), false};
+  m->Forward(std::span(&head, 1), logits);
+  for (size_t p = 10; p < prompt.size(); ++p) {
+    ForwardItem step{seq, std::span<const int32_t>(&prompt[p], 1), false};
+    m->Forward(std::span(&step, 1), logits);
+    EXPECT_LT(RelL2(logits.data(), &full[p * V], V), 1e-5) << "position " << p;
+  }
+  EXPECT_EQ(m->SequenceLength(seq), 13);
+}
+
+TEST_P(DecoderTest, BatchOfTwoEqualsSeparateRuns) {
+  backend::cpu::CpuBackend cpu(2);
+  auto m = Load(cpu);
+  const int64_t V = m->config().vocab_size;
+  auto a = Prompt(11, 2), b = Prompt(6, 3);
+  auto la = Prefill(*m, a), lb = Prefill(*m, b);
+  // a: prefill 10 alone, then its 11th token decodes in the same step as b's whole prefill. (With Phi-3's
+  // longrope, original context 8: a's rows use long factors and b's short ones, in one batch, as
+  // transformers would for each sequence alone.)
+  int sa = m->NewSequence(), sb = m->NewSequence();
+  std::vector<float> logits(V * 7);
+  ForwardItem first{sa, std::span<const int32_t>(a).first(10), false};
+  m->Forward(std::span(&first, 1), logits);
+  ForwardItem both[2] = {{sa, std::span<const int32_t>(&a[10], 1), false}, {sb, b, true}};
+  m->Forward(both, logits);
+  EXPECT_LT(RelL2(&logits[0], &la[10 * V], V), 1e-5);
+  for (int p = 0; p < 6; ++p) EXPECT_LT(RelL2(&logits[(1 + p) * V], &lb[p * V], V), 1e-5) << "position " << p;
+}
+
+TEST_P(DecoderTest, ChunkedPrefillEqualsOneChunk) {
+  backend::cpu::CpuBackend cpu(2);
+  auto whole = Load(cpu, 64), chunked = Load(cpu, 3);
+  const int64_t V = whole->config().vocab_size;
+  auto prompt = Prompt(11, 4);
+  auto lw = Prefill(*whole, prompt), lc = Prefill(*chunked, prompt);
+  for (size_t p = 0; p < prompt.size(); ++p) EXPECT_LT(RelL2(&lc[p * V], &lw[p * V], V), 1e-5) << "position " << p;
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, DecoderTest, ::testing::ValuesIn(Variants()),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
+  auto dir = test::TempDir("errors");
+  test::WriteRandomModel(dir, {});
+  backend::cpu::CpuBackend cpu(1);
+  LoadOptions o;
+  o.kv_budget_bytes = 1 << 20;
+  auto m = Model::Load(dir, cpu, o);
+  int seq = m->NewSequence();
+  std::vector<float> logits(256);
+  std::vector<int32_t> bad = {1, 256};
+  ForwardItem it{seq, bad, false};
+  EXPECT_THROW(m->Forward(std::span(&it, 1), logits), pensieve::Error);
+  EXPECT_EQ(m->SequenceLength(seq), 0);
+  std::vector<int32_t> ok = {1, 2};
+  ForwardItem it2{seq, ok, true};
+  EXPECT_THROW(m->Forward(std::span(&it2, 1), logits), pensieve::Error);  // needs 2 rows of logits
+  EXPECT_EQ(m->SequenceLength(seq), 0);
+}
+
+TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
+  auto dir = test::TempDir("missing");
+  RandomModelSpec s;
+  s.tied = true;
+  test::WriteRandomModel(dir, s);
+  // Config says untied, file has no lm_head.
+  {
+    std::ifstream in(dir + "/config.json");
+    auto j = nlohmann::json::parse(in);
+    j["tie_word_embeddings"] = false;
+    std::ofstream(dir + "/config.json") << j.dump();
+  }
+  backend::cpu::CpuBackend cpu(1);
+  try {
+    Model::Load(dir, cpu, {});
+    FAIL() << "expected an error";
+  } catch (const pensieve::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lm_head.weight"), std::string::npos) << e.what();
+  }
+  // Qwen3 config (expects q_norm) over a Llama file.
+  {
+    std::ifstream in(dir + "/config.json");
+    auto j = nlohmann::json::parse(in);
+    j["tie_word_embeddings"] = true;
+    j["architectures"] = {"Qwen3ForCausalLM"};
+    j["model_type"] = "qwen3";
+    std::ofstream(dir + "/config.json") << j.dump();
+  }
+  try {
+    Model::Load(dir, cpu, {});
+    FAIL() << "expected an error";
+  } catch (const pensieve::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q_norm"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace pensieve::model

@@ -1,0 +1,107 @@
+// End-to-end truth from a real trained model: stories260K (karpathy's tinyllamas) as HF safetensors, f32 and
+// bf16. Expected greedy continuations and logits come from an independent NumPy implementation
+// (/work/shared/data/models/stories260K/*.json), not from this code.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/reference.h"
+#include "model/model.h"
+#include "test_paths.h"
+
+namespace pensieve::model {
+namespace {
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return nlohmann::json::parse(in);
+}
+
+struct Case {
+  const char* model_dir;
+  const char* expected;
+  bool reference_backend;
+};
+
+class StoriesTest : public ::testing::TestWithParam<Case> {};
+
+int Argmax(const float* v, int64_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
+
+TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
+  PENSIEVE_REQUIRE_SHARED();
+  const std::string base = test::SharedDir() + "/data/models/stories260K/";
+  const Case& c = GetParam();
+  std::unique_ptr<backend::Backend> be;
+  if (c.reference_backend) {
+    be = std::make_unique<backend::ref::ReferenceBackend>();
+  } else {
+    be = std::make_unique<backend::cpu::CpuBackend>(2);
+  }
+  LoadOptions opts;
+  opts.kv_budget_bytes = 8 << 20;
+  opts.max_batch_tokens = 4;  // small chunks: exercises chunked prefill too
+  auto model = Model::Load(base + c.model_dir, *be, opts);
+  const int64_t V = model->config().vocab_size;
+  ASSERT_EQ(V, 512);
+
+  nlohmann::json expected = ReadJson(base + c.expected);
+  const double tol = 1e-4;
+  for (const auto& g : expected["generate"]) {
+    SCOPED_TRACE(g["prompt"].get<std::string>());
+    std::vector<int32_t> prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
+    std::vector<int32_t> want = g["tokens_after_bos"].get<std::vector<int32_t>>();
+    const auto& top5 = g["top5_logits_per_position"];
+    const nlohmann::json full = g.value("full_logits_first_positions", nlohmann::json::array());
+    const int steps = g["steps"].get<int>();
+
+    int seq = model->NewSequence();
+    std::vector<float> logits(prompt.size() * V);
+    ForwardItem item{seq, prompt, true};
+    model->Forward(std::span(&item, 1), logits);
+    // Position p's logits predict token p + 1.
+    auto check_position = [&](int p, const float* l) {
+      for (const auto& pair : top5[p]) {
+        int id = pair[0].get<int>();
+        EXPECT_NEAR(l[id], pair[1].get<double>(), tol) << "position " << p << " token " << id;
+      }
+      if (p < static_cast<int>(full.size())) {
+        for (int64_t i = 0; i < V; ++i) ASSERT_NEAR(l[i], full[p][i].get<double>(), tol) << "position " << p;
+      }
+    };
+    std::vector<int32_t> got(prompt.begin() + 1, prompt.end());
+    for (size_t p = 0; p < prompt.size(); ++p) check_position(static_cast<int>(p), logits.data() + p * V);
+    int32_t next = Argmax(logits.data() + (prompt.size() - 1) * V, V);
+    std::vector<float> step_logits(V);
+    for (int pos = static_cast<int>(prompt.size()); pos < steps; ++pos) {
+      got.push_back(next);
+      if (next == 1) break;  // BOS ends a story in run.c
+      ForwardItem it{seq, std::span<const int32_t>(&next, 1), false};
+      model->Forward(std::span(&it, 1), step_logits);
+      check_position(pos, step_logits.data());
+      next = Argmax(step_logits.data(), V);
+    }
+    if (static_cast<int>(got.size()) < steps) got.push_back(next);
+    got.resize(std::min(got.size(), want.size()));
+    EXPECT_EQ(got, want);
+    model->FreeSequence(seq);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stories, StoriesTest,
+    ::testing::Values(Case{"stories260K-hf", "stories260K.expected.json", false},
+                      Case{"stories260K-hf", "stories260K.expected.json", true},
+                      Case{"stories260K-hf-bf16", "stories260K-hf-bf16/expected.json", false}),
+    [](const auto& info) {
+      std::string name = info.param.model_dir;
+      for (char& ch : name) if (ch == '-') ch = '_';
+      return name + (info.param.reference_backend ? "_reference" : "_cpu");
+    });
+
+}  // namespace
+}  // namespace pensieve::model

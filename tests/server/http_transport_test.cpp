@@ -1,0 +1,222 @@
+// The HTTP layer under abuse: oversized bodies (413 before reading), slow-loris heads (408 and closed),
+// malformed request lines, keep-alive, client disconnects (generation cancelled), queue full (529), load.
+#include <gtest/gtest.h>
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "fakes/http_client.h"
+#include "fakes/sse_validator.h"
+#include "fakes/test_server.h"
+
+namespace pensieve::test {
+namespace {
+
+using Json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+const std::string kHi = R"({"model":"m","max_tokens":64,"messages":[{"role":"user","content":"Say hi"}]})";
+const std::string kLongStream = R"({"model":"m","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"a long story"}]})";
+
+TEST(HttpTransport, OversizedBodyIs413WithoutReadingIt) {  // §8.22
+  TestServer s;
+  int fd = Connect(s.port);
+  ASSERT_GE(fd, 0);
+  std::string head = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                     std::to_string(33u << 20) + "\r\n\r\n";
+  ASSERT_TRUE(SendAll(fd, head));
+  SendAll(fd, std::string(64 * 1024, 'a'));  // a little of the body, then wait for the answer
+  auto t0 = Clock::now();
+  HttpResult r = ParseResponse(ReadAll(fd, 5000));
+  ::close(fd);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(3));
+  EXPECT_EQ(r.status, 413);
+  auto j = Json::parse(r.body);
+  EXPECT_EQ(j["error"]["type"], "request_too_large");
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
+TEST(HttpTransport, SlowLorisHeadTimesOut) {
+  server::HttpOptions h;
+  h.header_timeout_ms = 500;
+  TestServer s({}, h);
+  int fd = Connect(s.port);
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\n");
+  auto t0 = Clock::now();
+  // Trickle a header byte every 100 ms: per-read timeouts would never fire, the head deadline does.
+  std::thread trickle([fd] {
+    for (int i = 0; i < 30; ++i) {
+      if (::send(fd, "X", 1, MSG_NOSIGNAL) <= 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  HttpResult r = ParseResponse(ReadAll(fd, 5000));
+  auto waited = Clock::now() - t0;
+  trickle.join();
+  ::close(fd);
+  EXPECT_EQ(r.status, 408);
+  EXPECT_LT(waited, std::chrono::milliseconds(2000));
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
+TEST(HttpTransport, MalformedRequestLinesAndHeaders) {
+  TestServer s;
+  for (const char* raw : {"GARBAGE\r\n\r\n", "GET /x HTTP/9.9\r\n\r\n", "GET / HTTP/1.1\r\nno-colon-here\r\n\r\n",
+                          "POST /v1/messages HTTP/1.1\r\nContent-Length: -5\r\n\r\n"}) {
+    int fd = Connect(s.port);
+    SendAll(fd, raw);
+    HttpResult r = ParseResponse(ReadAll(fd, 3000));
+    ::close(fd);
+    EXPECT_EQ(r.status, 400) << raw;
+  }
+  // Headers beyond the limit.
+  int fd = Connect(s.port);
+  SendAll(fd, "GET / HTTP/1.1\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(ParseResponse(ReadAll(fd, 3000)).status, 431);
+  ::close(fd);
+  EXPECT_EQ(Request(s.port, "GET", "/health").status, 200);
+}
+
+TEST(HttpTransport, KeepAliveServesSeveralRequestsAndChunkedBodies) {
+  TestServer s;
+  int fd = Connect(s.port);
+  std::string req = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(kHi.size()) + "\r\n\r\n" + kHi;
+  SendAll(fd, req + req);
+  // Then a chunked body on the same connection, closing afterwards.
+  std::string chunked = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  chunked += "10\r\n" + kHi.substr(0, 16) + "\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", kHi.size() - 16);
+  chunked += std::string(size) + "\r\n" + kHi.substr(16) + "\r\n0\r\n\r\n";
+  SendAll(fd, chunked);
+  std::string all = ReadAll(fd, 5000);
+  ::close(fd);
+  size_t count = 0;
+  for (size_t p = 0; (p = all.find("HTTP/1.1 200 OK", p)) != std::string::npos; ++p) ++count;
+  EXPECT_EQ(count, 3u) << all;
+}
+
+TEST(HttpTransport, DisconnectCancelsGeneration) {  // §8.26
+  TestServer s;
+  int fd = Connect(s.port);
+  std::string req = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(kLongStream.size()) +
+                    "\r\n\r\n" + kLongStream;
+  SendAll(fd, req);
+  // Read until a few deltas arrived, then vanish.
+  std::string got;
+  char buf[4096];
+  while (got.find("word3 ") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto t0 = Clock::now();
+  while (s.world->engine.cancelled_count() < 1 && Clock::now() - t0 < std::chrono::seconds(2)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(s.world->engine.cancelled_count(), 1);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(s.world->engine.running_count(), 0);
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
+TEST(HttpTransport, QueueFullIs529WithRetryAfter) {  // §8.27
+  TestServer s({}, {}, 4096, /*slots=*/1, /*max_queue=*/2);
+  std::atomic<int> ok{0}, overloaded{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 10; ++i) {
+    clients.emplace_back([&, i] {
+      std::string body = i % 2 ? kLongStream : R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]})";
+      HttpResult r = Request(s.port, "POST", "/v1/messages", body);
+      if (r.status == 200) {
+        ++ok;
+        if (i % 2) EXPECT_EQ(ValidateAnthropicSse(r.body), "");
+      } else if (r.status == 529) {
+        ++overloaded;
+        EXPECT_EQ(r.headers["retry-after"], "1");
+        EXPECT_EQ(r.headers["x-should-retry"], "true");
+        EXPECT_EQ(Json::parse(r.body)["error"]["type"], "overloaded_error");
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(overloaded.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(ok + overloaded, 10);
+}
+
+TEST(HttpTransport, SixtyFourConcurrentStreamsHalfDisconnect) {  // load (issue 4 acceptance), bounded time
+  TestServer s({}, {}, 4096, /*slots=*/16, /*max_queue=*/128);
+  auto t0 = Clock::now();
+  std::atomic<int> valid{0}, bad{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 64; ++i) {
+    clients.emplace_back([&, i] {
+      int fd = Connect(s.port);
+      std::string req = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                        std::to_string(kLongStream.size()) + "\r\n\r\n" + kLongStream;
+      SendAll(fd, req);
+      if (i % 2) {  // disconnect mid-stream
+        std::string got;
+        char buf[4096];
+        while (got.find("word2 ") == std::string::npos) {
+          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          got.append(buf, static_cast<size_t>(n));
+        }
+        ::close(fd);
+        return;
+      }
+      HttpResult r = ParseResponse(ReadAll(fd, 60000));
+      ::close(fd);
+      if (r.status == 200 && ValidateAnthropicSse(r.body).empty() && r.body.find("word199") != std::string::npos) ++valid;
+      else ++bad;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(valid.load(), 32);
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(60));
+  auto t1 = Clock::now();
+  while (s.world->engine.running_count() > 0 && Clock::now() - t1 < std::chrono::seconds(3)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(s.world->engine.running_count(), 0);
+  EXPECT_GE(s.world->engine.cancelled_count(), 1);
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
+long RssKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+TEST(HttpTransport, ThousandSequentialRequestsKeepRssFlat) {  // issue 4 acceptance: within 5% after the first 100
+  TestServer s;
+  long after100 = 0;
+  for (int i = 0; i < 1000; ++i) {
+    HttpResult r = Request(s.port, "POST", "/v1/messages",
+                           i % 2 ? R"({"model":"m","max_tokens":3,"messages":[{"role":"user","content":"Say hi"}]})"
+                                 : R"({"model":"m","max_tokens":3,"stream":true,"messages":[{"role":"user","content":"Say hi"}]})");
+    ASSERT_EQ(r.status, 200);
+    if (i == 99) after100 = RssKb();
+  }
+  long end = RssKb();
+  EXPECT_LE(end, after100 * 105 / 100) << "RSS after 100: " << after100 << " kB, after 1000: " << end << " kB";
+}
+
+}  // namespace
+}  // namespace pensieve::test
