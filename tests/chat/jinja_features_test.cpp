@@ -116,6 +116,9 @@ TEST(JinjaExpressions, MethodsFiltersTests) {
   EXPECT_EQ(R("{{ 'a,b,,c'.split(',') }}|{{ '  x '.rstrip() }}|{{ 'xxhixx'.strip('x') }}"), "['a', 'b', '', 'c']|  x|hi");
   EXPECT_EQ(R("{{ 'abc'.startswith(('x', 'a')) }}{{ 'abc'.endswith('bc') }}{{ 'Hello'.find('l') }}"), "TrueTrue2");
   EXPECT_EQ(R("{{ 'a-b c'.title() }}|{{ 'a-b c' | title }}|{{ 'hELLO' | capitalize }}"), "A-B C|A-B C|Hello");
+  // Unicode case mapping, as Python's str methods do it.
+  EXPECT_EQ(R("{{ 'grüße éa' | upper }}|{{ 'ÉCOLE Ωμέγα' | lower }}|{{ 'élan vital' | title }}|{{ 'ÄB'.isupper() }}"),
+            "GRÜSSE ÉA|école ωμέγα|Élan Vital|True");
   EXPECT_EQ(R("{{ '{} and {name}'.format(1, name='x') }}|{{ '%s=%d' | format('a', 3) }}"), "1 and x|a=3");
   EXPECT_EQ(R("{{ {'a': 1}.get('z', 5) }}{{ {'a': 1}.get('a') }}{{ 'a' in {'a': 1} }}"), "51True");
   EXPECT_EQ(R("{{ [3, 1, 2] | sort | join(',') }}|{{ [1, 2, 3] | sum }}|{{ [4, 9] | max }}|{{ [1, 2] | first }}"),

@@ -78,18 +78,20 @@ Value FUpper(const Value& v, Args&) { return Value::String(pystr::Upper(SoftStr(
 Value FLower(const Value& v, Args&) { return Value::String(pystr::Lower(SoftStr(v))); }
 Value FCapitalize(const Value& v, Args&) { return Value::String(pystr::Capitalize(SoftStr(v))); }
 
-// Jinja's title: words start after runs of '-', whitespace, '(', '{', '[', '<'.
+// Jinja's title: words start after runs of '-', whitespace, '(', '{', '[', '<'; each word is
+// word[0].upper() + word[1:].lower().
 Value FTitle(const Value& v, Args&) {
-  std::string s = SoftStr(v), out;
+  std::u32string u = pystr::Decode(SoftStr(v));
+  std::string out;
   bool at_start = true;
-  for (char c : s) {
-    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || c == ' ' || c == '\t' || c == '\n' ||
-               c == '\r' || c == '\f' || c == '\v';
+  for (char32_t c : u) {
+    bool sep = c == '-' || c == '(' || c == '{' || c == '[' || c == '<' || pystr::IsSpace(c);
+    std::string ch = pystr::Encode(std::u32string(1, c));
     if (sep) {
-      out.push_back(c);
+      out += ch;
       at_start = true;
     } else {
-      out += at_start ? pystr::Upper(std::string(1, c)) : pystr::Lower(std::string(1, c));
+      out += at_start ? pystr::Upper(ch) : pystr::Lower(ch);
       at_start = false;
     }
   }

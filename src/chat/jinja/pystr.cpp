@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <utf8proc.h>
+
 #include "chat/jinja/error.h"
 
 namespace pensieve::jinja::pystr {
@@ -202,63 +204,80 @@ int64_t Count(std::string_view s, std::string_view sub) {
 }
 
 namespace {
-char ToUpper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
-char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// Simple (one-to-one) Unicode case mappings from utf8proc; Python's full mappings differ only for a few
+// characters that expand (e.g. 'ß'.upper() == 'SS' in Python, 'ß' here).
+char32_t ToUpper(char32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') ? c - 32 : c;
+  if (c == 0xdf) return c;  // ß: Python expands it to "SS" (see Upper); utf8proc would give ẞ
+  return static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c)));
+}
+char32_t ToLower(char32_t c) { return c < 0x80 ? ((c >= 'A' && c <= 'Z') ? c + 32 : c) : static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))); }
+char32_t ToTitle(char32_t c) { return c < 0x80 ? ToUpper(c) : static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c))); }
+bool IsCased(char32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
+  auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+}
+bool IsLowerCp(char32_t c) { return IsCased(c) && ToUpper(c) != c; }
+bool IsUpperCp(char32_t c) { return IsCased(c) && ToLower(c) != c; }
+
+template <typename F>
+std::string MapChars(std::string_view s, F f) {
+  if (IsAscii(s)) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(f(static_cast<char32_t>(c)));
+    return out;
+  }
+  std::u32string u = Decode(s);
+  for (char32_t& c : u)
+    if (c < 0xdc80 || c > 0xdcff) c = f(c);
+  return Encode(u);
+}
+
 }  // namespace
 
 std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ToUpper(c);
-  return out;
+  std::string out = MapChars(s, ToUpper);
+  return out.find("\xc3\x9f") == std::string::npos ? out : Replace(out, "\xc3\x9f", "SS", -1);
 }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = ToLower(c);
-  return out;
+std::string Lower(std::string_view s) { return MapChars(s, ToLower); }
+std::string SwapCase(std::string_view s) {
+  return MapChars(s, [](char32_t c) { return IsUpperCp(c) ? ToLower(c) : IsLowerCp(c) ? ToUpper(c) : c; });
 }
 
 std::string Capitalize(std::string_view s) {
-  std::string out = Lower(s);
-  if (!out.empty()) out[0] = ToUpper(out[0]);
-  return out;
+  std::u32string u = Decode(s);
+  for (size_t i = 0; i < u.size(); ++i) u[i] = i == 0 ? ToTitle(u[i]) : ToLower(u[i]);
+  return Encode(u);
 }
 
 std::string Title(std::string_view s) {
-  std::string out(s);
+  std::u32string u = Decode(s);
   bool prev_cased = false;
-  for (char& c : out) {
-    if (IsAlpha(c)) {
-      c = prev_cased ? ToLower(c) : ToUpper(c);
-      prev_cased = true;
-    } else {
-      prev_cased = false;
-    }
+  for (char32_t& c : u) {
+    bool cased = IsCased(c);
+    if (cased) c = prev_cased ? ToLower(c) : ToTitle(c);
+    prev_cased = cased;
   }
-  return out;
-}
-
-std::string SwapCase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = (c >= 'a' && c <= 'z') ? ToUpper(c) : ToLower(c);
-  return out;
+  return Encode(u);
 }
 
 bool IsUpperStr(std::string_view s) {
   bool cased = false;
-  for (char c : s) {
-    if (c >= 'a' && c <= 'z') return false;
-    if (c >= 'A' && c <= 'Z') cased = true;
+  for (char32_t c : Decode(s)) {
+    if (IsLowerCp(c)) return false;
+    if (IsUpperCp(c)) cased = true;
   }
   return cased;
 }
 
 bool IsLowerStr(std::string_view s) {
   bool cased = false;
-  for (char c : s) {
-    if (c >= 'A' && c <= 'Z') return false;
-    if (c >= 'a' && c <= 'z') cased = true;
+  for (char32_t c : Decode(s)) {
+    if (IsUpperCp(c)) return false;
+    if (IsLowerCp(c)) cased = true;
   }
   return cased;
 }

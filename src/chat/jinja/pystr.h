@@ -1,6 +1,6 @@
 #pragma once
 // Python str semantics on UTF-8 strings: indices count code points, whitespace is Python's Unicode
-// whitespace, case mapping covers ASCII (non-ASCII letters pass through unchanged).
+// whitespace, case mapping is Unicode's simple mapping (utf8proc).
 #include <cstdint>
 #include <optional>
 #include <string>
