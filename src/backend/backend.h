@@ -111,6 +111,8 @@ class Backend {
   virtual void GeluMul(const float* gate, const float* up, int64_t n, float* out) = 0;
   // y[i] += x[i]
   virtual void Add(float* y, const float* x, int64_t n) = 0;
+  // In place, per row of n: x = exp(x - max) / sum(exp(x - max)).
+  virtual void Softmax(float* x, int64_t rows, int64_t n) = 0;
   // out[t, :] = table[ids[t], :] for float or affine tables ([vocab, dim]).
   virtual void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) = 0;
 };

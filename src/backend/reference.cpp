@@ -226,6 +226,17 @@ void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
   }
 }
 
+void Softmax(float* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * n;
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, v[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += std::exp(double{v[i]} - m);
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(std::exp(double{v[i]} - m) / sum);
+  }
+}
+
 std::unique_ptr<KvCache> ReferenceBackend::CreateKvCache(const KvCacheConfig& config) {
   return std::make_unique<KvCache>(config);
 }

@@ -24,6 +24,7 @@ void Attention(const KvCache& cache, const AttentionArgs& a);
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 void GeluMul(const float* gate, const float* up, int64_t n, float* out);
 void Embed(const MatRef& table, std::span<const int32_t> ids, float* out);
+void Softmax(float* x, int64_t rows, int64_t n);
 
 // A Backend made of the functions above.
 class ReferenceBackend final : public Backend {
@@ -41,6 +42,7 @@ class ReferenceBackend final : public Backend {
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void GeluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void Add(float* y, const float* x, int64_t n) override;
+  void Softmax(float* x, int64_t rows, int64_t n) override { ref::Softmax(x, rows, n); }
   void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) override;
 };
 

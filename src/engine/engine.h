@@ -9,7 +9,7 @@
 //  - on_token is called once per generated token; returning false stops the sequence after this token
 //    (finish reason kCancelled): that is how text-level stop strings and client disconnects end generation.
 //  - on_finish is called exactly once, last, after which the sink is never touched again and the sequence's
-//    KV blocks are back in the pool.
+//    KV blocks are back in the pool (or held by a reclaimable prefix-cache entry, see EngineStats).
 //  - Cancel() may be called from any thread at any time (also for ids already finished); the sequence stops
 //    within one decode step.
 #include <cstdint>
@@ -81,8 +81,9 @@ struct EngineStats {
   uint64_t generated_tokens_total = 0;
   double prefill_tokens_per_s = 0;   // recent average
   double decode_tokens_per_s = 0;    // recent average
-  size_t kv_blocks_used = 0;
+  size_t kv_blocks_used = 0;     // in use, prefix-cache entries included
   size_t kv_blocks_total = 0;
+  size_t kv_blocks_cached = 0;   // held by finished sequences kept for prefix reuse (reclaimable on demand)
 };
 
 class Engine {

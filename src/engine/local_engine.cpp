@@ -28,11 +28,31 @@ struct Sequence {
   int max_new = 0;          // clamped max_tokens
   int generated = 0;
   int32_t next_token = -1;  // sampled and reported, not yet fed to the model
+  std::vector<int32_t> fed;  // generated tokens fed to the model: the KV holds prompt[0, prefilled) + fed
+  int cached = 0;           // prompt tokens whose KV was forked from another sequence
   int64_t reserved_blocks = 0;
   bool cancel = false;
   bool done = false;
   TokenOut out;
 };
+
+// A finished sequence whose KV is kept so later prompts sharing its prefix skip that part of the prefill.
+struct CacheEntry {
+  int kv = -1;
+  std::vector<int32_t> tokens;  // what its KV holds
+  int64_t blocks = 0;           // its block-table size
+  uint64_t last_used = 0;
+};
+
+// Length of the common prefix of a and (b1 then b2).
+size_t CommonPrefix(std::span<const int32_t> a, std::span<const int32_t> b1, std::span<const int32_t> b2 = {}) {
+  size_t n = 0;
+  while (n < a.size() && n < b1.size() && a[n] == b1[n]) ++n;
+  if (n < b1.size() || n >= a.size()) return n;
+  size_t m = 0;
+  while (n + m < a.size() && m < b2.size() && a[n + m] == b2[m]) ++m;
+  return n + m;
+}
 
 // Smooths per-step rates so Stats() reports a recent average rather than the last step's noise.
 void Smooth(double& avg, double sample) { avg = avg == 0 ? sample : 0.8 * avg + 0.2 * sample; }
@@ -45,8 +65,11 @@ class LocalEngine final : public Engine {
     Require(opts_.max_queue >= 0, "engine: max_queue must be >= 0");
     Require(opts_.max_running >= 1, "engine: max_running must be >= 1");
     Require(opts_.prefill_chunk >= 1, "engine: prefill_chunk must be >= 1");
+    Require(opts_.prefix_cache_entries >= 0, "engine: prefix_cache_entries must be >= 0");
     const auto& kv = model_->kv_cache();
-    opts_.max_running = std::min(opts_.max_running, kv.config().max_sequences);
+    max_live_ = kv.config().max_sequences;
+    opts_.max_running = std::min(opts_.max_running, max_live_);
+    opts_.prefix_cache_entries = std::min(opts_.prefix_cache_entries, max_live_ - opts_.max_running);
     vocab_ = static_cast<int>(model_->config().vocab_size);
     context_ = static_cast<int>(model_->max_context());
     block_tokens_ = kv.config().block_tokens;
@@ -82,6 +105,7 @@ class LocalEngine final : public Engine {
     seq->max_new = static_cast<int>(
         std::min<int64_t>({request.max_tokens, int64_t{context_} - n, pool_tokens - n}));
     seq->reserved_blocks = (n + seq->max_new + block_tokens_ - 1) / block_tokens_;
+    seq->fed.reserve(seq->max_new);
     seq->sampler = std::make_unique<Sampler>(request.sampling, vocab_, std::max(seq->max_new, 1));  // validates
     seq->sampler->AcceptPrompt(request.prompt);
     seq->req = std::move(request);
@@ -166,23 +190,99 @@ class LocalEngine final : public Engine {
       Step();
       Reap();
     }
+    while (!cache_.empty()) Evict(static_cast<int>(cache_.size()) - 1);
     std::lock_guard lk(mu_);
     stats_.running = 0;
     stats_.queued = 0;
+    stats_.kv_blocks_cached = 0;
+    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
   }
 
   // Moves waiting requests into running_ in FIFO order while a slot and their KV reservation are free.
   // Called with mu_ held.
+  //
+  // KV accounting: every running sequence reserves blocks for its whole prompt + max_new (R), and prefix-cache
+  // entries count their block tables (C). Physical use never exceeds R + C (shared blocks are counted in both),
+  // so keeping R + C <= total guarantees that no running sequence ever finds the pool empty. Cache entries are
+  // evicted (least recently used first) to make room.
   void Admit() {
     while (!waiting_.empty() && static_cast<int>(running_.size()) < opts_.max_running) {
       Sequence& head = *waiting_.front();
       if (reserved_blocks_ + head.reserved_blocks > total_blocks_) break;  // FIFO: no overtaking
+      // The longest reusable prefix, from a cache entry or a running sequence. At least the last prompt token
+      // is always computed: its logits give the first generated token.
+      const std::span<const int32_t> prompt = head.req.prompt;
+      const size_t usable = prompt.size() - 1;
+      size_t best_n = 0;
+      int best_kv = -1;
+      int best_entry = -1;
+      if (opts_.prefix_cache_entries > 0) {
+        for (size_t i = 0; i < cache_.size(); ++i) {
+          size_t n = std::min(usable, CommonPrefix(prompt, cache_[i].tokens));
+          if (n > best_n) best_n = n, best_kv = cache_[i].kv, best_entry = static_cast<int>(i);
+        }
+        for (auto& r : running_) {
+          if (r->done) continue;
+          std::span<const int32_t> done_prompt(r->req.prompt.data(), r->prefilled);
+          size_t n = std::min(usable, CommonPrefix(prompt, done_prompt, r->fed));
+          if (n > best_n) best_n = n, best_kv = r->kv, best_entry = -1;
+        }
+      }
+      // Make room: blocks first, then a sequence slot for the new sequence.
+      while (!cache_.empty() && (reserved_blocks_ + head.reserved_blocks + cached_blocks_ > total_blocks_ ||
+                                 static_cast<int>(running_.size() + cache_.size()) >= max_live_)) {
+        int victim = LeastRecentlyUsed(best_entry);
+        if (victim == best_entry) best_n = 0, best_kv = -1, best_entry = -1;  // only the source is left
+        Evict(victim);
+        if (best_entry > victim) --best_entry;
+      }
+      if (reserved_blocks_ + head.reserved_blocks + cached_blocks_ > total_blocks_) break;
       auto seq = std::move(waiting_.front());
       waiting_.pop_front();
-      seq->kv = model_->NewSequence();
+      if (best_n > 0) {
+        seq->kv = model_->ForkSequence(best_kv, static_cast<int64_t>(best_n));
+        seq->prefilled = best_n;
+        seq->cached = static_cast<int>(best_n);
+        if (best_entry >= 0) cache_[best_entry].last_used = ++use_clock_;
+      } else {
+        seq->kv = model_->NewSequence();
+      }
       reserved_blocks_ += seq->reserved_blocks;
       running_.push_back(std::move(seq));
     }
+  }
+
+  // The least recently used cache entry, preferring any other than `keep`.
+  int LeastRecentlyUsed(int keep) const {
+    int victim = -1;
+    for (size_t i = 0; i < cache_.size(); ++i) {
+      if (static_cast<int>(i) == keep && cache_.size() > 1) continue;
+      if (victim < 0 || cache_[i].last_used < cache_[victim].last_used) victim = static_cast<int>(i);
+    }
+    return victim;
+  }
+
+  void Evict(int i) {
+    model_->FreeSequence(cache_[i].kv);
+    cached_blocks_ -= cache_[i].blocks;
+    cache_.erase(cache_.begin() + i);
+  }
+
+  // Keeps a finished sequence's KV as a cache entry (engine thread). Entries whose tokens are a prefix of the
+  // new one are redundant: it shares their blocks and answers every prefix they could.
+  void KeepForReuse(Sequence& s) {
+    CacheEntry e;
+    e.kv = s.kv;
+    e.tokens.assign(s.req.prompt.begin(), s.req.prompt.begin() + s.prefilled);
+    e.tokens.insert(e.tokens.end(), s.fed.begin(), s.fed.end());
+    e.blocks = (static_cast<int64_t>(e.tokens.size()) + block_tokens_ - 1) / block_tokens_;
+    e.last_used = ++use_clock_;
+    for (size_t i = cache_.size(); i-- > 0;) {
+      if (CommonPrefix(e.tokens, cache_[i].tokens) == cache_[i].tokens.size()) Evict(static_cast<int>(i));
+    }
+    cached_blocks_ += e.blocks;
+    cache_.push_back(std::move(e));
+    while (static_cast<int>(cache_.size()) > opts_.prefix_cache_entries) Evict(LeastRecentlyUsed(-1));
   }
 
   // One batched forward step over all running sequences.
@@ -198,6 +298,7 @@ class LocalEngine final : public Engine {
       }
       if (s->prefilled == s->req.prompt.size() && s->next_token >= 0) {
         items_.push_back({s->kv, std::span<const int32_t>(&s->next_token, 1), false});
+        s->fed.push_back(s->next_token);
         item_seq_.push_back(s.get());
         ++decode_tokens;
       }
@@ -293,15 +394,22 @@ class LocalEngine final : public Engine {
     if (s.done) return;
     s.done = true;
     if (s.kv >= 0) {
-      model_->FreeSequence(s.kv);
+      // An errored sequence's KV may be partly written: never reuse it.
+      if (opts_.prefix_cache_entries > 0 && reason != FinishReason::kError && s.prefilled > 0) {
+        KeepForReuse(s);
+      } else {
+        model_->FreeSequence(s.kv);
+      }
       s.kv = -1;
       reserved_blocks_ -= s.reserved_blocks;
       std::lock_guard lk(mu_);
       stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+      stats_.kv_blocks_cached = static_cast<size_t>(cached_blocks_);
     }
     engine::Finish f;
     f.reason = reason;
     f.prompt_tokens = static_cast<int>(s.req.prompt.size());
+    f.cached_prompt_tokens = s.cached;
     f.generated_tokens = s.generated;
     f.error = std::move(error);
     if (s.sink.on_finish) CallSafely([&] { s.sink.on_finish(f); });
@@ -315,6 +423,7 @@ class LocalEngine final : public Engine {
     std::lock_guard lk(mu_);
     stats_.running = static_cast<int>(running_.size());
     stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+    stats_.kv_blocks_cached = static_cast<size_t>(cached_blocks_);
   }
 
   std::unique_ptr<backend::Backend> backend_;  // declared first: outlives the model
@@ -336,6 +445,10 @@ class LocalEngine final : public Engine {
   // Engine thread only (Admit runs there too, under mu_).
   std::vector<std::unique_ptr<Sequence>> running_;
   int64_t reserved_blocks_ = 0;
+  std::vector<CacheEntry> cache_;
+  int64_t cached_blocks_ = 0;
+  uint64_t use_clock_ = 0;
+  int max_live_ = 0;
   std::vector<model::ForwardItem> items_;
   std::vector<Sequence*> item_seq_;
   std::vector<float> logits_;

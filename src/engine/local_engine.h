@@ -12,9 +12,12 @@
 // reserved up front, so a running sequence never runs out of KV blocks mid-generation. max_tokens is clamped
 // to what the context (and the pool) still holds after the prompt.
 //
-// Prefix reuse (next issue) fits here: at admission, match the prompt against the KV of finished/running
-// sequences and Model::ForkSequence the shared prefix instead of prefilling it; Finish::cached_prompt_tokens
-// is already reported (0 for now).
+// Prefix reuse: at admission the prompt is matched against the KV contents (prompt + fed tokens) of running
+// sequences and of up to prefix_cache_entries finished ones kept for that purpose; the longest common prefix
+// (all but the last prompt token at most) is shared with Model::ForkSequence instead of being prefilled, and
+// reported as Finish::cached_prompt_tokens. Cache entries are reclaimable: they are evicted, least recently
+// used first, whenever admission needs their blocks or sequence slots; EngineStats::kv_blocks_cached counts
+// them. A sequence that ends in kError is never kept.
 #include <memory>
 
 #include "backend/backend.h"
@@ -27,6 +30,8 @@ struct EngineOptions {
   int max_queue = 64;        // waiting (not yet admitted) requests; more -> QueueFull
   int max_running = 16;      // sequences generating at once (also bounded by the model's max_sequences)
   int prefill_chunk = 256;   // prompt tokens per step, over all prefilling sequences
+  int prefix_cache_entries = 8;  // finished sequences kept for prefix reuse (0: off); bounded by the model's
+                                 // max_sequences - max_running
 };
 
 // Starts the engine thread. The engine owns the model, and the backend when given (destroyed after the

@@ -228,6 +228,13 @@ SafetensorsFile::SafetensorsFile(MappedFile map) : map_(std::move(map)) {
     v.data = map_.data() + h.data_start + e.begin;
     v.nbytes = static_cast<size_t>(e.end - e.begin);
     v.file = path;
+    if (reinterpret_cast<uintptr_t>(v.data) % DTypeSize(v.dtype) != 0) {
+      // Legal but rare (an unpadded legacy header, or an odd layout): kernels need element alignment, so
+      // this tensor gets an aligned heap copy (operator new aligns to at least 16 bytes).
+      copies_.emplace_back(new std::byte[v.nbytes]);
+      std::memcpy(copies_.back().get(), v.data, v.nbytes);
+      v.data = copies_.back().get();
+    }
     tensors_.push_back(std::move(v));
   }
 }
@@ -405,6 +412,25 @@ void SafetensorsWriter::AddLazy(const std::string& name, DType dtype, std::vecto
   entries_.push_back({name, dtype, std::move(shape), nbytes, std::move(produce)});
 }
 
+std::vector<size_t> SafetensorsWriter::Layout() const {
+  std::vector<size_t> order(entries_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  uint64_t offset = 0;
+  bool aligned = true;
+  for (const auto& e : entries_) {
+    aligned = aligned && offset % DTypeSize(e.dtype) == 0;
+    offset += e.nbytes;
+  }
+  // Insertion order unless it would misalign a tensor; then, as the reference writer does, larger element
+  // sizes first (every offset is then a multiple of the element size that follows it). Stable, so a
+  // quantized weight (U32) still precedes its scales and biases.
+  if (!aligned)
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return DTypeSize(entries_[a].dtype) > DTypeSize(entries_[b].dtype);
+    });
+  return order;
+}
+
 std::string SafetensorsWriter::HeaderJson() const {
   json j = json::object();
   if (!metadata_.empty()) {
@@ -413,7 +439,8 @@ std::string SafetensorsWriter::HeaderJson() const {
     j["__metadata__"] = m;
   }
   uint64_t offset = 0;
-  for (const auto& e : entries_) {
+  for (size_t i : Layout()) {
+    const Entry& e = entries_[i];
     if (e.name == "__metadata__") throw Error("safetensors writer: '__metadata__' is not a tensor name");
     if (j.contains(e.name)) throw Error("safetensors writer: duplicate tensor '" + e.name + "'");
     j[e.name] = {{"dtype", std::string(DTypeName(e.dtype))}, {"shape", e.shape},
@@ -448,7 +475,8 @@ void SafetensorsWriter::Write(const std::string& path) const {
   if (std::fwrite(len, 1, 8, f) != 8 || std::fwrite(header.data(), 1, header.size(), f) != header.size())
     throw io_fail("write failed");
   std::vector<std::byte> buf;
-  for (const auto& e : entries_) {
+  for (size_t i : Layout()) {
+    const Entry& e = entries_[i];
     if (buf.size() < e.nbytes) buf.resize(e.nbytes);
     try {
       e.produce(buf.data(), e.nbytes);
@@ -478,7 +506,7 @@ std::vector<std::string> SafetensorsWriter::WriteModelDir(const std::string& dir
   }
   std::vector<std::vector<size_t>> shards(1);
   uint64_t cur = 0;
-  for (size_t i = 0; i < entries_.size(); ++i) {
+  for (size_t i : Layout()) {
     if (cur > 0 && cur + entries_[i].nbytes > max_shard_bytes) {
       shards.emplace_back();
       cur = 0;

@@ -9,9 +9,10 @@
 // dims >= 0, no overflow of the shape product, begin <= end inside the data area, no overlaps,
 // end - begin == numel * dtype size); any failure throws pensieve::Error naming the file and the tensor.
 // TensorView::data points into a read-only private mapping that lives as long as the TensorStore (or the
-// SafetensorsFile) that made it: weights are used in place, nothing copies them. Tensor data is not
-// guaranteed to be aligned beyond 1 byte (the format does not promise it; in practice HF files are 8-aligned
-// from the data area start); kernels that need alignment must check `data`.
+// SafetensorsFile) that made it: weights are used in place, nothing copies them.
+// Alignment: every TensorView::data is aligned to its element size. Writers pad the header to 8 bytes and
+// order tensors so the mapped data already is; a tensor that is not (unpadded legacy header, odd layout) is
+// copied once into an aligned heap buffer, the only case where a weight is copied.
 // Thread safety: a store is immutable after Open; concurrent readers are fine.
 #include <cstddef>
 #include <cstdint>
@@ -103,6 +104,7 @@ class SafetensorsFile {
 
  private:
   MappedFile map_;
+  std::vector<std::unique_ptr<std::byte[]>> copies_;  // aligned copies of misaligned tensors (rare)
   std::vector<TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
@@ -148,8 +150,9 @@ class TensorStore {
 // Writes a .safetensors file. Tensors are declared first and their bytes produced at Write time, so a
 // writer of a large model never holds more than one tensor in memory (use AddLazy).
 // The header is padded with spaces to a multiple of 8 bytes so the data area is 8-aligned; tensors are laid
-// out contiguously in the order added (as the reference writer does), so every tensor is 8-aligned whenever
-// the sizes before it are multiples of 8 (true for all weights of real shapes).
+// out contiguously (the format allows no holes) in the order added, unless that would leave a tensor at an
+// offset that is not a multiple of its element size: then they are ordered by element size, largest first
+// (stable), so every tensor is aligned to its element size.
 class SafetensorsWriter {
  public:
   // Fills exactly nbytes bytes at dst.
@@ -181,6 +184,7 @@ class SafetensorsWriter {
     Producer produce;
   };
   std::string HeaderJson() const;
+  std::vector<size_t> Layout() const;  // order of entries in the data area
   std::map<std::string, std::string> metadata_;
   std::vector<Entry> entries_;
 };

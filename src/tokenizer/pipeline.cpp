@@ -269,7 +269,7 @@ void DigitsPreTokenizer::Apply(std::vector<Piece>& pieces) const {
 }
 
 WhitespacePreTokenizer::WhitespacePreTokenizer(bool split_only)
-    : split_only_(split_only), regex_(std::make_unique<Regex>(split_only ? "\\S+" : "\\w+|[^\\w\\s]+")) {}
+    : regex_(std::make_unique<Regex>(split_only ? "\\S+" : "\\w+|[^\\w\\s]+")) {}
 
 void WhitespacePreTokenizer::Apply(std::vector<Piece>& pieces) const {
   std::vector<Piece> out;

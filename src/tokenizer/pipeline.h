@@ -150,7 +150,6 @@ class WhitespacePreTokenizer : public PreTokenizer {
   explicit WhitespacePreTokenizer(bool split_only);
   void Apply(std::vector<Piece>& pieces) const override;
  private:
-  bool split_only_;
   std::unique_ptr<Regex> regex_;
 };
 

@@ -95,7 +95,10 @@ class AddedMatcher {
 class PipelineTokenizer : public Tokenizer {
  public:
   explicit PipelineTokenizer(TokenizerParts p)
-      : p_(std::move(p)), raw_matcher_(p_.added, false), norm_matcher_(p_.added, true) {
+      : p_(std::move(p)),
+        norm_added_(NormalizedContents(p_)),
+        raw_matcher_(p_.added, false),
+        norm_matcher_(norm_added_, true) {
     int32_t size = p_.model->size();
     for (const AddedToken& t : p_.added) {
       Require(t.id >= 0, p_.source + ": added token '" + t.content + "' has a negative id");
@@ -238,7 +241,19 @@ class PipelineTokenizer : public Tokenizer {
     for (const Piece& piece : pieces) p_.model->Tokenize(piece.text, ids);
   }
 
+  // HF matches `normalized` added tokens by their content passed through the normalizer.
+  static std::vector<AddedToken> NormalizedContents(const TokenizerParts& p) {
+    std::vector<AddedToken> out;
+    for (const AddedToken& t : p.added) {
+      if (!t.normalized) continue;
+      out.push_back(t);
+      if (p.normalizer) p.normalizer->Apply(out.back().content);
+    }
+    return out;
+  }
+
   TokenizerParts p_;
+  std::vector<AddedToken> norm_added_;
   AddedMatcher raw_matcher_, norm_matcher_;
   std::unordered_map<int32_t, const AddedToken*> added_by_id_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> added_by_content_;

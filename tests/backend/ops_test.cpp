@@ -183,6 +183,28 @@ TEST_P(OpsTest, RowOpsMatchScalar) {
   }
 }
 
+TEST_P(OpsTest, SoftmaxMatchesScalarAndSumsToOne) {
+  cpu::CpuBackend be(2);
+  for (int64_t n : {1, 3, 16, 17, 100, 1000}) {
+    auto x = Random(3 * n, 5.0f);
+    auto want = x;
+    ref::Softmax(want.data(), 3, n);
+    be.Softmax(x.data(), 3, n);
+    for (int64_t r = 0; r < 3; ++r) {
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(x[r * n + i], want[r * n + i], 1e-6f + 1e-5f * want[r * n + i]);
+        sum += x[r * n + i];
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+  }
+  std::vector<float> v = {0.0f, std::log(3.0f)};  // by hand: 1/4, 3/4
+  be.Softmax(v.data(), 1, 2);
+  EXPECT_NEAR(v[0], 0.25f, 1e-6f);
+  EXPECT_NEAR(v[1], 0.75f, 1e-6f);
+}
+
 TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
   cpu::CpuBackend be(2);
   // head_dim 8, rotary_dim 4 (partial): dims 0,2 pair with 2,... i.e. i pairs with i + 2 for i < 2.

@@ -147,6 +147,7 @@ TEST(JinjaErrors, SyntaxErrorsNameLineAndColumn) {
   EXPECT_EQ(ErrorOf("{{ 'unterminated }}").kind(), "TemplateSyntaxError");
   EXPECT_EQ(ErrorOf("{{ (1 }}").kind(), "TemplateSyntaxError");
   EXPECT_EQ(ErrorOf("{# never closed").kind(), "TemplateSyntaxError");
+  EXPECT_EQ(ErrorOf("{{ x['a', 'b':] }}").kind(), "TemplateSyntaxError");  // found by the fuzzer
   // Unknown filters fail when the template is loaded, even in branches that never run (as in Jinja2).
   e = ErrorOf("{% if false %}\n{{ x | nosuch }}{% endif %}");
   EXPECT_EQ(e.kind(), "TemplateAssertionError");

@@ -100,6 +100,12 @@ GenerateRequest Greedy(const std::vector<int32_t>& prompt, int max_tokens) {
   return r;
 }
 
+int CommonPrefixForTest(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  size_t n = 0;
+  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+  return static_cast<int>(std::min(n, a.size() - 1));
+}
+
 void WaitForIdle(Engine& e) {
   for (int i = 0; i < 2000; ++i) {
     EngineStats s = e.Stats();
@@ -125,7 +131,8 @@ TEST(LocalEngineTest, GreedyMatchesReferenceOneAtATime) {
     EXPECT_EQ(col.finish_calls, 1);
   }
   WaitForIdle(*engine);
-  EXPECT_EQ(engine->Stats().kv_blocks_used, 0u);
+  // Only prefix-cache entries hold blocks now.
+  EXPECT_LE(engine->Stats().kv_blocks_used, engine->Stats().kv_blocks_cached);
 }
 
 TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
@@ -144,6 +151,7 @@ TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
       engine->Submit(Greedy(c.prompt, static_cast<int>(c.continuation.size())), cols.back()->MakeSink());
     }
   }
+  int reused = 0;
   for (size_t i = 0; i < cols.size(); ++i) {
     Finish f = cols[i]->Wait();
     EXPECT_EQ(f.reason, FinishReason::kLength);
@@ -151,7 +159,8 @@ TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
     // Progress: chunks of 3, ending at the prompt length.
     ASSERT_FALSE(cols[i]->progress.empty());
     EXPECT_EQ(cols[i]->progress.back().first, static_cast<int>(which[i]->prompt.size()));
-    int prev = 0;
+    int prev = f.cached_prompt_tokens;  // a reused prefix is reported done with the first chunk
+    reused += f.cached_prompt_tokens > 0;
     for (auto [done, total] : cols[i]->progress) {
       EXPECT_EQ(total, static_cast<int>(which[i]->prompt.size()));
       EXPECT_GT(done - prev, 0);
@@ -159,16 +168,19 @@ TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
       prev = done;
     }
   }
+  EXPECT_GT(reused, 0) << "copies of a prompt should share the running original's KV";
   WaitForIdle(*engine);
   EngineStats s = engine->Stats();
-  EXPECT_EQ(s.kv_blocks_used, 0u);
+  EXPECT_LE(s.kv_blocks_used, s.kv_blocks_cached);
   EXPECT_GT(s.generated_tokens_total, 0u);
 }
 
 TEST(LocalEngineTest, CancelMidGenerationFreesBlocks) {
   PENSIEVE_REQUIRE_SHARED();
   auto cases = LoadCases();
-  auto engine = Start({});
+  EngineOptions opts;
+  opts.prefix_cache_entries = 0;  // so "blocks back in the pool" means free
+  auto engine = Start(opts);
   // Cancel() from another thread while tokens flow.
   Collector a;
   std::promise<void> five;
@@ -325,6 +337,90 @@ TEST(LocalEngineTest, SeededSamplingIsReproducibleUnderConcurrency) {
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.tokens.size(), 40u);
   EXPECT_NE(a.tokens, c.tokens);
+}
+
+TEST(LocalEngineTest, ReusesThePrefixOfAFinishedSequence) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  auto engine = Start({});
+  const Case& c = cases[0];
+  const int p = static_cast<int>(c.prompt.size());
+  Collector a;
+  engine->Submit(Greedy(c.prompt, 10), a.MakeSink());
+  EXPECT_EQ(a.Wait().cached_prompt_tokens, 0);
+  EXPECT_EQ(a.tokens, std::vector<int32_t>(c.continuation.begin(), c.continuation.begin() + 10));
+  // The first request's KV holds the prompt and the 9 tokens fed back; a prompt extending past that reuses
+  // all of it and continues exactly as the reference does.
+  std::vector<int32_t> longer = c.prompt;
+  longer.insert(longer.end(), c.continuation.begin(), c.continuation.begin() + 20);
+  Collector b;
+  engine->Submit(Greedy(longer, 10), b.MakeSink());
+  Finish fb = b.Wait();
+  EXPECT_EQ(fb.cached_prompt_tokens, p + 9);
+  EXPECT_EQ(b.tokens, std::vector<int32_t>(c.continuation.begin() + 20, c.continuation.begin() + 30));
+  // The same prompt again: everything but its last token comes from the cache.
+  Collector d;
+  engine->Submit(Greedy(c.prompt, 5), d.MakeSink());
+  EXPECT_EQ(d.Wait().cached_prompt_tokens, p - 1);
+  EXPECT_EQ(d.tokens, std::vector<int32_t>(c.continuation.begin(), c.continuation.begin() + 5));
+  // An unrelated prompt shares nothing.
+  Collector e;
+  engine->Submit(Greedy(cases[1].prompt, 5), e.MakeSink());
+  Finish fe = e.Wait();
+  EXPECT_EQ(fe.cached_prompt_tokens, CommonPrefixForTest(cases[1].prompt, c.prompt));
+  EXPECT_EQ(e.tokens, std::vector<int32_t>(cases[1].continuation.begin(), cases[1].continuation.begin() + 5));
+}
+
+TEST(LocalEngineTest, ForksFromARunningSequenceWithoutDisturbingIt) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  auto engine = Start({});
+  const Case& c = cases[0];
+  const int p = static_cast<int>(c.prompt.size());
+  Collector a;
+  std::promise<void> six;
+  std::promise<void> go;
+  std::shared_future<void> go_f = go.get_future().share();
+  a.on_token_hook = [&](int n) {
+    if (n == 6) {
+      six.set_value();
+      go_f.wait();  // hold the engine so B is admitted while A is mid-generation
+    }
+    return true;
+  };
+  const int a_len = static_cast<int>(c.continuation.size());
+  engine->Submit(Greedy(c.prompt, a_len), a.MakeSink());
+  six.get_future().wait();
+  // A's KV now holds the prompt and 5 fed tokens; B's prompt is the prompt and 3 of them (a partial block:
+  // the first write of either side copies the shared block).
+  std::vector<int32_t> bp = c.prompt;
+  bp.insert(bp.end(), c.continuation.begin(), c.continuation.begin() + 3);
+  Collector b;
+  engine->Submit(Greedy(bp, 20), b.MakeSink());
+  go.set_value();
+  Finish fb = b.Wait();
+  Finish fa = a.Wait();
+  EXPECT_EQ(fb.cached_prompt_tokens, p + 2);  // all but B's last prompt token
+  EXPECT_EQ(b.tokens, std::vector<int32_t>(c.continuation.begin() + 3, c.continuation.begin() + 23));
+  EXPECT_EQ(fa.reason, FinishReason::kLength);
+  EXPECT_EQ(a.tokens, c.continuation);
+}
+
+TEST(LocalEngineTest, CacheEntriesAreEvictedWhenTheirBlocksAreNeeded) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  auto engine = Start({}, 6 * 16 * 1280);  // 6 blocks of 16 tokens
+  for (int round = 0; round < 3; ++round) {
+    for (const Case& c : cases) {
+      Collector col;
+      int n = std::min<int>(40, static_cast<int>(c.continuation.size()));
+      engine->Submit(Greedy(c.prompt, n), col.MakeSink());
+      EXPECT_EQ(col.Wait().reason, FinishReason::kLength);
+      EXPECT_EQ(col.tokens, std::vector<int32_t>(c.continuation.begin(), c.continuation.begin() + n));
+      EngineStats s = engine->Stats();
+      EXPECT_LE(s.kv_blocks_used, s.kv_blocks_total);
+    }
+  }
 }
 
 TEST(LocalEngineTest, ShutdownFinishesEveryone) {

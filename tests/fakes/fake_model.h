@@ -125,8 +125,13 @@ inline FakeScript ScriptFor(const engine::GenerateRequest& req) {
     s.tokens.push_back(FakeTokenizer::kEos);
   };
   bool tools = prompt.find("TOOLS ") != std::string::npos;
-  if (turn.find("<|tool|>") == 0) {
-    say("The tool said: " + turn.substr(9, turn.find('\n', 9) - 9));
+  // A tool result since the previous assistant turn (possibly followed by more user text) is answered.
+  size_t gen = prompt.rfind("<|assistant|>");
+  size_t prev = gen == std::string::npos || gen == 0 ? std::string::npos : prompt.rfind("<|assistant|>", gen - 1);
+  size_t tool = prev == std::string::npos ? std::string::npos : prompt.find("<|tool|>\n", prev);
+  if (tool != std::string::npos && tool < gen) {
+    size_t b = tool + 9;
+    say("The tool said: " + prompt.substr(b, prompt.find('\n', b) - b));
   } else if (turn.find("count 1 to 10") != std::string::npos) {
     say("1, 2, 3, 4, 5, 6, 7, 8, 9, 10");
   } else if (tools && turn.find("weather") != std::string::npos) {

@@ -19,7 +19,9 @@ HttpResult Post(const TestServer& s, const std::string& path, const Json& body, 
 }
 
 Json Hi(int max_tokens = 64) {
-  return Json::parse(R"({"model":"claude-test","messages":[{"role":"user","content":"Say hi"}]})").update({{"max_tokens", max_tokens}});
+  Json j = Json::parse(R"({"model":"claude-test","messages":[{"role":"user","content":"Say hi"}]})");
+  j["max_tokens"] = max_tokens;
+  return j;
 }
 
 void ExpectError(const HttpResult& r, int status, const std::string& type, const std::string& fragment = "") {

@@ -93,11 +93,11 @@ TEST(SpecialTokens, Qwen3NoBosAndChatMarkers) {
 
 // A tiny hand-written tokenizer.json: character-level BPE over a small alphabet, with added tokens that
 // exercise lstrip/rstrip/single_word. The expected ids are worked out by hand from the rules HF documents.
-std::string TinyTokenizerJson(const std::string& added) {
+std::string TinyTokenizerJson(const std::string& added, const std::string& normalizer = "null") {
   return R"({
     "version": "1.0",
     "added_tokens": [)" + added + R"(],
-    "normalizer": null,
+    "normalizer": )" + normalizer + R"(,
     "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true},
     "post_processor": null,
     "decoder": {"type": "ByteLevel"},
@@ -106,10 +106,10 @@ std::string TinyTokenizerJson(const std::string& added) {
   })";
 }
 
-std::unique_ptr<Tokenizer> TinyTokenizer(const std::string& added) {
+std::unique_ptr<Tokenizer> TinyTokenizer(const std::string& added, const std::string& normalizer = "null") {
   auto dir = std::filesystem::temp_directory_path() / ("pensieve_tok_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  std::ofstream(dir / "tokenizer.json") << TinyTokenizerJson(added);
+  std::ofstream(dir / "tokenizer.json") << TinyTokenizerJson(added, normalizer);
   auto tok = LoadTokenizer(dir.string());
   std::filesystem::remove_all(dir);
   return tok;
@@ -144,6 +144,15 @@ TEST(AddedTokens, ParseSpecialFalseTreatsSpecialAsText) {
   auto tok = TinyTokenizer(R"({"id": 5, "content": "<m>", "special": true, "normalized": false})");
   std::vector<int32_t> ids = tok->Encode("<m>", true, false);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), 5), 0);
+}
+
+TEST(AddedTokens, NormalizedTokenMatchesNormalizedText) {
+  // normalized=true: the content "<M>" is itself lowercased to "<m>" and matched after the Lowercase
+  // normalizer, so both "<M>" and "<m>" in the input hit it.
+  auto tok = TinyTokenizer(R"({"id": 5, "content": "<M>", "special": false, "normalized": true})",
+                           R"({"type": "Lowercase"})");
+  EXPECT_EQ(test::IdsToString(tok->Encode("A<M>b")), " 0 5 1");
+  EXPECT_EQ(test::IdsToString(tok->Encode("a<m>B")), " 0 5 1");
 }
 
 TEST(Bpe, MergesInBothForms) {

@@ -98,6 +98,8 @@ void CpuBackend::GeluMul(const float* gate, const float* up, int64_t n, float* o
 }
 void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
 
+void CpuBackend::Softmax(float* x, int64_t rows, int64_t n) { cpu::Softmax(pool_, x, rows, n); }
+
 void CpuBackend::Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
   ref::Embed(table, ids, out);
 }

@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void GeluMul(const float* gate, const float* up, int64_t n, float* out) override;
   void Add(float* y, const float* x, int64_t n) override;
+  void Softmax(float* x, int64_t rows, int64_t n) override;
   void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) override;
 
  private:

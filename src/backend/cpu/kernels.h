@@ -35,6 +35,7 @@ void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows
 void SiluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void GeluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void Add(ThreadPool& pool, float* y, const float* x, int64_t n);
+void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n);
 void Attention(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& args);
 
 // Rows per task: a multiple of 4, about 8 tasks per thread so uneven cores still finish together.

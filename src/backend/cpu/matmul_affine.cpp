@@ -22,6 +22,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/ops-inl.h"
 #include "backend/reference.h"
+#include "hwy/cache_control.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace pensieve::backend::cpu {
@@ -165,6 +166,13 @@ void AffineTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, 
           const float* xt = xp + t * K;
           auto t0 = hn::Zero(d), t1 = hn::Zero(d), t2 = hn::Zero(d), t3 = hn::Zero(d);
           for (int64_t b = 0; b < full_blocks; ++b) {
+            // Software prefetch of the next four rows (contiguous after these, 4 lines per block step): doubles
+            // streaming throughput on the development VM over the hardware prefetcher alone with four
+            // interleaved row streams. (Plain bf16 rows, one long stream each, got slower with it: not used there.)
+            if (t == 0) {
+              const uint32_t* ahead = r[3] + words_per_row + 4 * b * N;
+              for (int64_t j = 0; j < 4; ++j) hwy::Prefetch(ahead + j * N);
+            }
             auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
             DotFields4<kBits>(du, hn::LoadU(du, r[0] + b * N), hn::LoadU(du, r[1] + b * N),
                               hn::LoadU(du, r[2] + b * N), hn::LoadU(du, r[3] + b * N), xt + b * block, N, a0, a1,

@@ -46,6 +46,10 @@ void AddImpl(ThreadPool& pool, float* y, const float* x, int64_t n) {
   Sliced(pool, n, [&](int64_t b, int64_t len) { AddRow(y + b, x + b, len); });
 }
 
+void SoftmaxImpl(ThreadPool& pool, float* x, int64_t rows, int64_t n) {
+  pool.Run(rows, [&](int64_t r, int) { SoftmaxRow(x + r * n, n); });
+}
+
 // One task per (query row, head): scores over the visible keys, softmax, weighted sum of values. Keys are
 // visited block by block through the sequence's block table.
 void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& a) {
@@ -94,6 +98,9 @@ HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(GeluMulImpl);
 HWY_EXPORT(AddImpl);
 HWY_EXPORT(AttentionImpl);
+HWY_EXPORT(SoftmaxImpl);
+
+void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(pool, x, rows, n); }
 
 void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
              float* y) {

@@ -22,6 +22,7 @@ class Interpreter {
   }
 
   std::string Run(const Body& body, const FramePtr& globals) {
+    ScopedSizeLimits size_limits({limits_.max_output, limits_.max_items});
     auto top = std::make_shared<Frame>();
     top->parent = globals;
     std::string out;

@@ -24,7 +24,8 @@ using FramePtr = std::shared_ptr<Frame>;
 struct RenderLimits {
   uint64_t max_steps = 1'000'000;     // statements + loop iterations + calls (~1 s at worst)
   int max_call_depth = 64;            // nested macro calls
-  size_t max_output = 64u << 20;      // bytes of any one output buffer
+  size_t max_output = 64u << 20;      // bytes of any one output buffer or string value
+  size_t max_items = 10'000'000;      // elements of any one list
 };
 
 // Throws TemplateAssertionError for filters or tests that do not exist (Jinja2 fails at compile time).

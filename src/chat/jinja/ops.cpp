@@ -56,10 +56,14 @@ int64_t SliceIndex(const Value& v) {
 
 }  // namespace
 
-const SizeLimits& Limits() {
-  static const SizeLimits kLimits;
-  return kLimits;
-}
+namespace {
+thread_local SizeLimits g_limits;
+}  // namespace
+
+const SizeLimits& Limits() { return g_limits; }
+
+ScopedSizeLimits::ScopedSizeLimits(const SizeLimits& limits) : saved_(g_limits) { g_limits = limits; }
+ScopedSizeLimits::~ScopedSizeLimits() { g_limits = saved_; }
 
 void CheckStringSize(size_t n) {
   if (n > Limits().max_string)

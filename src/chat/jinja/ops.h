@@ -9,7 +9,8 @@
 
 namespace pensieve::jinja {
 
-// Size caps so a hostile template cannot build unbounded strings or lists.
+// Size caps so a hostile template cannot build unbounded strings or lists. They hold per thread; a render
+// sets them from its RenderLimits for its duration (ScopedSizeLimits).
 struct SizeLimits {
   size_t max_string = 64u << 20;
   size_t max_items = 10'000'000;
@@ -17,6 +18,16 @@ struct SizeLimits {
 const SizeLimits& Limits();
 void CheckStringSize(size_t n);
 void CheckItemCount(size_t n);
+class ScopedSizeLimits {
+ public:
+  explicit ScopedSizeLimits(const SizeLimits& limits);
+  ~ScopedSizeLimits();
+  ScopedSizeLimits(const ScopedSizeLimits&) = delete;
+  ScopedSizeLimits& operator=(const ScopedSizeLimits&) = delete;
+
+ private:
+  SizeLimits saved_;
+};
 
 // Raises the UndefinedError (or SecurityError) an operation on `u` causes.
 [[noreturn]] void RaiseUndefined(const Value& u);

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "chat/jinja/error.h"
+#include "chat/jinja/ops.h"
 #include "chat/jinja/pystr.h"
 
 namespace pensieve::jinja {
@@ -361,6 +362,7 @@ std::string Value::Repr(int depth) const {
       for (size_t i = 0; i < list_->items.size(); ++i) {
         if (i) out += ", ";
         out += list_->items[i].Repr(depth + 1);
+        CheckStringSize(out.size());
       }
       if (list_->tuple && list_->items.size() == 1) out += ",";
       out += list_->tuple ? ")" : "]";
@@ -372,6 +374,7 @@ std::string Value::Repr(int depth) const {
       for (size_t i = 0; i < dict_->items.size(); ++i) {
         if (i) out += ", ";
         out += dict_->items[i].first.Repr(depth + 1) + ": " + dict_->items[i].second.Repr(depth + 1);
+        CheckStringSize(out.size());
       }
       out += kind_ == Kind::kNamespace ? "}>" : "}";
       return out;
