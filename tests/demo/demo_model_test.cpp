@@ -5,11 +5,11 @@
 //    defines (issue 5 acceptance: >= 98% exact, for bf16 and 4-bit);
 //  - tests/fixtures/demo/greedy.jsonl: 50 prompts with transformers' rendered prompt ids and greedy output ids
 //    (float32 compute from the bf16 file): our prompt ids and our greedy ids must be identical.
-// Every prompt is run by default (about a minute per model on 2 cores); PENSIEVE_DEMO_SUBSET=N runs every
-// (500/N)-th prompt instead, a fixed deterministic subset, for slow machines. The bar is 98% either way.
+// CI runs a fixed deterministic subset of the held-out prompts (see SubsetStride); the bar is 98% either way.
 #include <zlib.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -132,10 +132,13 @@ class DemoRunner {
   int64_t prompt_tokens_ = 0;
 };
 
+// CI runs a fixed subset (every 5th prompt: 100 per model, all nine families); PENSIEVE_DEMO_HELDOUT=all runs
+// all 500 (tools/demo-model/eval_engine.sh; results in bench/RESULTS.md), =N every (500/N)-th.
 int SubsetStride(size_t n) {
-  const char* env = std::getenv("PENSIEVE_DEMO_SUBSET");
-  if (!env || !*env) return 1;
-  int want = std::atoi(env);
+  const char* env = std::getenv("PENSIEVE_DEMO_HELDOUT");
+  std::string v = env ? env : "100";
+  if (v == "all") return 1;
+  int want = std::atoi(v.c_str());
   return want <= 0 || static_cast<size_t>(want) >= n ? 1 : static_cast<int>(n / want);
 }
 
@@ -168,8 +171,10 @@ void CheckHeldOut(const std::string& model_dir, const char* label) {
   std::string families;
   for (const auto& [name, rt] : by_family)
     families += " " + name + " " + std::to_string(rt.first) + "/" + std::to_string(rt.second);
-  std::printf("[demo %s] held-out exact %d/%d = %.1f%% (%zu prompt tokens, %.1f s)\n  by family:%s\n%s", label, right,
-              total, 100.0 * right / total, static_cast<size_t>(runner.prompt_tokens()), secs, families.c_str(),
+  const double cpu_s = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+  std::printf("[demo %s] held-out exact %d/%d = %.1f%% (%zu prompt tokens, %.1f s wall, process CPU so far %.1f s)\n  by family:%s\n%s",
+              label, right, total, 100.0 * right / total, static_cast<size_t>(runner.prompt_tokens()), secs, cpu_s,
+              families.c_str(),
               failures.c_str());
   EXPECT_GE(right * 100, total * 98) << label << ": " << right << "/" << total << " exact\n" << failures;
 }
