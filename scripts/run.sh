@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The newcomer's "run" command: install dependencies, build, and start Pensieve.
-# Until the built-in demo model lands, this generates text from the real stories260K model in ../shared/data
-# (a 260K-parameter Llama trained on TinyStories) instead of starting the server.
+# The newcomer's "run" command: install dependencies, build, and start `pensieve serve` on the demo model built
+# into the binary (Anthropic Messages + OpenAI APIs on http://127.0.0.1:7777). Extra arguments go to `serve`,
+# e.g. `bash scripts/run.sh --model /path/to/hf-model-dir --port 8080`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh release
-model=../shared/data/models/stories260K/stories260K-hf
-exec ./build/release/src/pensieve generate --model "$model" --prompt-ids 1,403,407,261,378 --max-tokens 64 "$@"
+exec ./build/release/src/pensieve serve "$@"

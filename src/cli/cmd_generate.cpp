@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -66,12 +67,13 @@ void Run(const GenerateArgs& a) {
   Require(a.prompt.empty() != a.prompt_ids.empty(), "generate: give exactly one of --prompt or --prompt-ids");
   Require(a.max_tokens >= 0, "--max-tokens must be >= 0");
   // The tokenizer is needed for --prompt; with --prompt-ids it is optional (used to print text).
+  const ModelSource src = ResolveModelSource(a.model);
   std::unique_ptr<Tokenizer> tokenizer;
   if (!a.prompt.empty()) {
-    tokenizer = LoadTokenizer(a.model);
+    tokenizer = LoadTokenizer(src.dir);
   } else {
     try {
-      tokenizer = LoadTokenizer(a.model);
+      tokenizer = LoadTokenizer(src.dir);
     } catch (const Error&) {
     }
   }
@@ -83,7 +85,7 @@ void Run(const GenerateArgs& a) {
   model::LoadOptions opts;
   opts.max_sequences = 1;
   opts.max_context = static_cast<int64_t>(prompt.size()) + a.max_tokens + 1;
-  auto model = model::Model::Load(a.model, backend, opts);
+  auto model = LoadModel(src, backend, opts);
   const ModelConfig& c = model->config();
   const int64_t vocab = c.vocab_size;
 
@@ -139,7 +141,7 @@ void Run(const GenerateArgs& a) {
 void RegisterGenerate(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt");
-  cmd->add_option("--model", args->model, "Model directory (config.json + safetensors)")->required();
+  cmd->add_option("--model", args->model, "Model directory (config.json + safetensors), or 'demo' for the built-in demo model")->required();
   cmd->add_option("--prompt", args->prompt, "Prompt text (encoded with the model's tokenizer; BOS as it configures)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated, used as given (no BOS added)");
   cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")->capture_default_str();

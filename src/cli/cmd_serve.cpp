@@ -17,6 +17,7 @@
 #include "chat/chat_template.h"
 #include "chat/output_parser.h"
 #include "cli/commands.h"
+#include "cli/model_source.h"
 #include "engine/local_engine.h"
 #include "model/model.h"
 #include "server/api_service.h"
@@ -47,12 +48,6 @@ constexpr const char* kChatMlTemplate =
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
-std::string BaseName(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 // EOS and end-of-turn tokens: the tokenizer's EOS, generation_config.json's eos_token_id (int or list), and the
 // end-of-turn markers of the common chat formats when the vocabulary has them.
 std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& tok) {
@@ -79,17 +74,7 @@ std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& t
   return ids;
 }
 
-void Serve(ServeArgs a) {
-  if (a.model.empty()) {
-    // The demo model ships in the repository (models/demo); it is not embedded in the binary yet.
-#ifdef PENSIEVE_DEMO_MODEL_DIR
-    a.model = PENSIEVE_DEMO_MODEL_DIR;
-#endif
-    Require(!a.model.empty() && std::ifstream(a.model + "/config.json").good(),
-            "serve: no --model given and the demo model (" + a.model + ") is not there; pass --model PATH");
-    std::fprintf(stderr, "pensieve: no --model given; serving the demo model %s\n", a.model.c_str());
-    if (a.name.empty()) a.name = "demo";
-  }
+void Serve(const ServeArgs& a) {
   // Signals are taken by one thread with sigwait: block them before any other thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -106,16 +91,17 @@ void Serve(ServeArgs a) {
   }
 
   auto t0 = std::chrono::steady_clock::now();
+  const ModelSource src = ResolveModelSource(a.model);  // no --model: the built-in demo model
   auto backend = std::make_unique<backend::cpu::CpuBackend>(a.threads);
   model::LoadOptions lo;
   lo.max_context = a.ctx;
   lo.kv_budget_bytes = static_cast<int64_t>(a.kv_mib) << 20;
   lo.threads = a.threads;
-  auto model = model::Model::Load(a.model, *backend, lo);
-  std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(a.model);
+  auto model = LoadModel(src, *backend, lo);
+  std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(src.dir);
 
-  std::optional<std::string> source = chat::FindChatTemplate(a.model);
-  if (!source) std::fprintf(stderr, "pensieve: warning: %s has no chat template; using ChatML\n", a.model.c_str());
+  std::optional<std::string> source = chat::FindChatTemplate(src.dir);
+  if (!source) std::fprintf(stderr, "pensieve: warning: %s has no chat template; using ChatML\n", src.dir.c_str());
   auto tmpl = std::make_shared<chat::ChatTemplate>(source.value_or(kChatMlTemplate));
   std::vector<std::string> specials;
   for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
@@ -123,7 +109,7 @@ void Serve(ServeArgs a) {
   }
   api::PipelineConfig pc;
   pc.parser = chat::DetectParserConfig(tmpl->source(), specials);
-  pc.stop_token_ids = StopTokens(a.model, *tokenizer);
+  pc.stop_token_ids = StopTokens(src.dir, *tokenizer);
 
   engine::EngineOptions eo;
   eo.max_queue = a.max_queue;
@@ -134,7 +120,7 @@ void Serve(ServeArgs a) {
       *engine, *tokenizer, [tmpl](const chat::RenderInput& in) { return tmpl->Render(in); },
       [](const chat::ParserConfig& c) { return chat::MakeOutputParser(c); }, pc);
   server::ServiceOptions so;
-  so.model_id = a.name.empty() ? BaseName(a.model) : a.name;
+  so.model_id = a.name.empty() ? src.name : a.name;
   so.aliases = aliases;
   so.api_key = a.api_key;
   so.log = a.quiet ? nullptr : stderr;
@@ -147,7 +133,7 @@ void Serve(ServeArgs a) {
   int port = http.Listen(a.host, a.port);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "pensieve: serving %s as '%s' on http://%s:%d (context %d tokens, tools %d, reasoning %d, loaded in %.1f s)\n",
-               a.model.c_str(), so.model_id.c_str(), a.host.c_str(), port, engine->context_length(),
+               src.embedded ? "the built-in demo model" : src.dir.c_str(), so.model_id.c_str(), a.host.c_str(), port, engine->context_length(),
                static_cast<int>(pc.parser.tools), pc.parser.reasoning ? 1 : 0, load_s);
   std::fflush(stderr);
 
@@ -173,7 +159,7 @@ void Serve(ServeArgs a) {
 void RegisterServe(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
-  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json); default: the demo model");
+  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json); default: the built-in demo model ('demo')");
   cmd->add_option("--host", args->host, "Address to bind (loopback by default)")->capture_default_str();
   cmd->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require this key (x-api-key or Authorization: Bearer)");

@@ -179,21 +179,32 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);  // the mapping keeps the file alive
 }
 
-MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+MappedFile MappedFile::FromMemory(const std::string& name, const std::byte* data, size_t size) {
+  MappedFile m;
+  m.path_ = name;
+  m.data_ = size ? data : nullptr;
+  m.size_ = size;
+  m.owned_ = false;
+  return m;
 }
 
-MappedFile::MappedFile(MappedFile&& o) noexcept : path_(std::move(o.path_)), data_(o.data_), size_(o.size_) {
+MappedFile::~MappedFile() {
+  if (data_ && owned_) ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept
+    : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), owned_(o.owned_) {
   o.data_ = nullptr;
   o.size_ = 0;
 }
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   if (this != &o) {
-    if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (data_ && owned_) ::munmap(const_cast<std::byte*>(data_), size_);
     path_ = std::move(o.path_);
     data_ = o.data_;
     size_ = o.size_;
+    owned_ = o.owned_;
     o.data_ = nullptr;
     o.size_ = 0;
   }
@@ -202,7 +213,10 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
 
 // ---- SafetensorsFile ----
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path) : SafetensorsFile(MappedFile(path)) {}
+
+SafetensorsFile::SafetensorsFile(MappedFile map) : map_(std::move(map)) {
+  const std::string& path = map_.path();
   SafetensorsHeader h = ParseSafetensorsHeader(map_.data(), map_.size(), path);
   metadata_ = std::move(h.metadata);
   tensors_.reserve(h.tensors.size());
@@ -308,6 +322,17 @@ TensorStore TensorStore::Open(const std::string& path) {
     auto it = store.by_name_.find(name);
     if (it == store.by_name_.end() || it->second->file != shard_path)
       throw Error(index_path + ": tensor '" + name + "' is mapped to " + shard_path + ", which does not hold it");
+  }
+  return store;
+}
+
+TensorStore TensorStore::FromMemory(const std::string& name, const std::byte* data, size_t size) {
+  TensorStore store;
+  store.path_ = name;
+  store.files_.push_back(std::make_unique<SafetensorsFile>(MappedFile::FromMemory(name, data, size)));
+  for (const TensorView& v : store.files_.back()->tensors()) {
+    auto [it, inserted] = store.by_name_.emplace(v.name, &v);
+    if (!inserted) throw Error(name + ": tensor '" + v.name + "' appears twice");
   }
   return store;
 }

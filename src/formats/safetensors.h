@@ -70,6 +70,9 @@ class MappedFile {
  public:
   // Throws Error naming path if it cannot be opened or mapped. An empty file maps to (nullptr, 0).
   explicit MappedFile(const std::string& path);
+  // A view of bytes someone else owns (e.g. a model embedded in the binary): nothing is mapped or copied, and
+  // the bytes must outlive this object. `name` stands in for the path in messages.
+  static MappedFile FromMemory(const std::string& name, const std::byte* data, size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -81,15 +84,19 @@ class MappedFile {
   const std::string& path() const { return path_; }
 
  private:
+  MappedFile() = default;
   std::string path_;
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
+  bool owned_ = true;  // false for FromMemory views: never unmapped
 };
 
 // One mapped, validated .safetensors file.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
+  // Over bytes held in memory (see MappedFile::FromMemory), validated the same way.
+  explicit SafetensorsFile(MappedFile map);
   const std::string& path() const { return map_.path(); }
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -110,6 +117,9 @@ class TensorStore {
   // Throws Error (naming the path, file and tensor) on any problem, including an index that names a missing
   // shard or a tensor its shard does not hold.
   static TensorStore Open(const std::string& path);
+  // One safetensors file held in memory (bytes owned by the caller and outliving the store; used in place,
+  // not copied). `name` stands in for the path in messages. Same validation as Open.
+  static TensorStore FromMemory(const std::string& name, const std::byte* data, size_t size);
 
   // Nullptr when absent.
   const TensorView* Find(std::string_view name) const;

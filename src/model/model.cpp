@@ -13,6 +13,12 @@ std::unique_ptr<Model> Model::Load(const std::string& path, backend::Backend& ba
   return std::unique_ptr<Model>(new Model(backend, std::move(config), std::move(store), opts));
 }
 
+std::unique_ptr<Model> Model::Load(const std::string& config_dir, TensorStore store, backend::Backend& backend,
+                                   const LoadOptions& opts) {
+  ModelConfig config = LoadModelConfig(config_dir);
+  return std::unique_ptr<Model>(new Model(backend, std::move(config), std::move(store), opts));
+}
+
 Model::Model(backend::Backend& backend, ModelConfig config, TensorStore store, const LoadOptions& opts)
     : backend_(backend), config_(std::move(config)), store_(std::move(store)) {
   const ModelConfig& c = config_;

@@ -37,6 +37,10 @@ class Model {
  public:
   // Opens a model directory (config.json + safetensors). Throws pensieve::Error naming file/tensor/field.
   static std::unique_ptr<Model> Load(const std::string& path, backend::Backend& backend, const LoadOptions& opts);
+  // The same with the tensors given (e.g. TensorStore::FromMemory for the model built into the binary);
+  // config.json is read from config_dir.
+  static std::unique_ptr<Model> Load(const std::string& config_dir, TensorStore store, backend::Backend& backend,
+                                     const LoadOptions& opts);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }

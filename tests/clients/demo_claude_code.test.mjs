@@ -1,0 +1,72 @@
+// Claude Code for real on the built-in demo model (issue 5 acceptance): in a temporary directory with a
+// temporary HOME, the pinned CLI with its default tools runs `claude -p "Create hello.txt containing hi"
+// --allowedTools Bash` against `pensieve serve` (no --model: the demo model built into the binary). It must exit
+// 0 and hello.txt must contain "hi": the file exists because a model running in our engine called Bash.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { startServer } from './helpers.mjs';
+
+const binary = process.env.PENSIEVE_BINARY;
+const claude = path.resolve('node_modules/.bin/claude');
+// Opt-in (PENSIEVE_DEMO_CLAUDE_CODE=1) until CPU prefill is fast enough: Claude Code's first turn is 30,655
+// tokens here, and the CPU attention kernel (one query row at a time, re-reading the whole KV cache) needed
+// well over 1,100 CPU-seconds for it on the shared 2-vCPU VM (2026-11-26), beyond this test's 10-minute bound.
+const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(claude)
+  ? 'needs the pensieve binary and node_modules/.bin/claude'
+  : process.env.PENSIEVE_DEMO_CLAUDE_CODE !== '1' ? 'opt-in: PENSIEVE_DEMO_CLAUDE_CODE=1 (30.7k-token prefill too slow for CI today)' : false;
+let tmp;
+let server;
+
+before(async () => {
+  if (skip) return;
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pensieve-demo-cc-'));
+  server = await startServer(binary, ['serve', '--port', '0', '--threads', '2']);
+});
+after(async () => {
+  if (server) await server.stop();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function runClaude(args, cwd, timeoutMs) {
+  const home = path.join(tmp, 'home');
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(path.join(home, '.claude.json'), JSON.stringify({ hasCompletedOnboarding: true }));
+  return new Promise((resolve) => {
+    const child = spawn(claude, args, {
+      cwd,
+      env: {
+        PATH: process.env.PATH, HOME: home,
+        ANTHROPIC_BASE_URL: server.baseURL, ANTHROPIC_AUTH_TOKEN: 'local',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+test('claude -p "Create hello.txt containing hi" --allowedTools Bash on the demo model writes hello.txt',
+  { skip, timeout: 600000 }, async () => {
+    const work = path.join(tmp, 'work');
+    fs.mkdirSync(work);
+    const t0 = Date.now();
+    const r = await runClaude(['-p', 'Create hello.txt containing hi', '--allowedTools', 'Bash', '--output-format', 'json'],
+      work, 570000);
+    const secs = (Date.now() - t0) / 1000;
+    const detail = `claude exited ${r.code} after ${secs.toFixed(1)} s\nstdout: ${r.stdout}\nstderr: ${r.stderr}\n` +
+      `server:\n${server.log.join('\n')}`;
+    console.log(`[demo claude code] ${secs.toFixed(1)} s, exit ${r.code}; server log:\n${server.log.join('\n')}`);
+    assert.equal(r.code, 0, detail);
+    const file = path.join(work, 'hello.txt');
+    assert.ok(fs.existsSync(file), `hello.txt was not created\n${detail}`);
+    assert.equal(fs.readFileSync(file, 'utf8').trim(), 'hi', detail);
+  });

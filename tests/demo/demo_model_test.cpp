@@ -1,0 +1,217 @@
+// The demo model (models/demo, bf16, and models/demo-mlx4, made by `pensieve quantize`) through our engine:
+// render with the model's own chat template (src/chat), tokenize (src/tokenizer), greedy-decode with
+// src/model on the CPU backend, and compare with answers that come from outside the code:
+//  - tests/fixtures/demo/heldout.jsonl.gz: 500 held-out prompts with the exact answers the task generator
+//    defines (issue 5 acceptance: >= 98% exact, for bf16 and 4-bit);
+//  - tests/fixtures/demo/greedy.jsonl: 50 prompts with transformers' rendered prompt ids and greedy output ids
+//    (float32 compute from the bf16 file): our prompt ids and our greedy ids must be identical.
+// CI runs a fixed deterministic subset of the held-out prompts (see SubsetStride); the bar is 98% either way.
+#include <zlib.h>
+
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.h"
+#include "chat/chat_template.h"
+#include "model/model.h"
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve {
+namespace {
+
+using chat::Json;
+
+std::string ModelsDir() { return test::FixturesDir() + "/../../models"; }
+
+std::vector<Json> ReadJsonLines(const std::string& path) {
+  std::string text;
+  if (path.ends_with(".gz")) {
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (!f) throw std::runtime_error("cannot open " + path);
+    char buf[1 << 16];
+    int n;
+    while ((n = gzread(f, buf, sizeof buf)) > 0) text.append(buf, n);
+    gzclose(f);
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open " + path);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::vector<Json> rows;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    if (nl > pos) rows.push_back(Json::parse(text.begin() + pos, text.begin() + nl));
+    pos = nl + 1;
+  }
+  return rows;
+}
+
+// One loaded model with its tokenizer and chat template; greedy generation as transformers' generate does it
+// (argmax, first index on ties; stop at an eos id from generation_config: <|im_end|> or <|endoftext|>).
+class DemoRunner {
+ public:
+  explicit DemoRunner(const std::string& dir) : backend_(0) {
+    model::LoadOptions opts;
+    opts.max_sequences = 2;
+    opts.max_context = 16384;
+    opts.kv_budget_bytes = int64_t{256} << 20;
+    model_ = model::Model::Load(dir, backend_, opts);
+    tokenizer_ = LoadTokenizer(dir);
+    auto source = chat::FindChatTemplate(dir);
+    if (!source) throw std::runtime_error(dir + " has no chat template");
+    template_ = std::make_unique<chat::ChatTemplate>(*source);
+  }
+
+  std::vector<int32_t> RenderIds(const Json& messages, const Json& tools) const {
+    chat::RenderInput in;
+    in.messages = messages;
+    in.tools = tools;
+    in.add_generation_prompt = true;
+    in.bos_token = tokenizer_->bos_token();
+    in.eos_token = tokenizer_->eos_token();
+    return tokenizer_->Encode(template_->Render(in), /*add_special=*/false);
+  }
+
+  // Greedy ids (the stopping eos id included, as transformers returns it).
+  std::vector<int32_t> Generate(const std::vector<int32_t>& prompt, int max_new) {
+    const int64_t vocab = model_->config().vocab_size;
+    std::vector<float> logits(vocab);
+    int seq = model_->NewSequence();
+    model::ForwardItem item{seq, prompt, false};
+    model_->Forward(std::span(&item, 1), logits);
+    prompt_tokens_ += static_cast<int64_t>(prompt.size());
+    std::vector<int32_t> out;
+    for (int i = 0; i < max_new; ++i) {
+      int32_t best = 0;
+      for (int64_t v = 1; v < vocab; ++v)
+        if (logits[v] > logits[best]) best = static_cast<int32_t>(v);
+      out.push_back(best);
+      bool eos = false;
+      for (int64_t e : model_->config().eos_token_ids) eos |= e == best;
+      if (eos || i + 1 == max_new) break;
+      model::ForwardItem step{seq, std::span<const int32_t>(&out.back(), 1), false};
+      model_->Forward(std::span(&step, 1), logits);
+    }
+    model_->FreeSequence(seq);
+    return out;
+  }
+
+  // The answer text: output up to (not including) the first eos id.
+  std::string Answer(std::vector<int32_t> ids) const {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (int64_t e : model_->config().eos_token_ids) {
+        if (ids[i] == e) {
+          ids.resize(i);
+          return tokenizer_->Decode(ids, /*skip_special=*/false);
+        }
+      }
+    }
+    return tokenizer_->Decode(ids, false);
+  }
+
+  int64_t prompt_tokens() const { return prompt_tokens_; }
+  const model::Model& model() const { return *model_; }
+
+ private:
+  backend::cpu::CpuBackend backend_;
+  std::unique_ptr<model::Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<chat::ChatTemplate> template_;
+  int64_t prompt_tokens_ = 0;
+};
+
+// CI runs a fixed subset (every 2nd prompt: 250 per model, all nine families, ~60 CPU-s each; with 100 the 4-bit
+// model would sit exactly on the bar, 98/100); PENSIEVE_DEMO_HELDOUT=all runs all 500
+// (tools/demo-model/eval_engine.sh; results in bench/RESULTS.md), =N every (500/N)-th.
+int SubsetStride(size_t n) {
+  const char* env = std::getenv("PENSIEVE_DEMO_HELDOUT");
+  std::string v = env ? env : "250";
+  if (v == "all") return 1;
+  int want = std::atoi(v.c_str());
+  return want <= 0 || static_cast<size_t>(want) >= n ? 1 : static_cast<int>(n / want);
+}
+
+void CheckHeldOut(const std::string& model_dir, const char* label) {
+  const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/heldout.jsonl.gz");
+  ASSERT_EQ(rows.size(), 500u);
+  DemoRunner runner(model_dir);
+  const int stride = SubsetStride(rows.size());
+  std::map<std::string, std::pair<int, int>> by_family;  // family -> (right, total)
+  int right = 0, total = 0;
+  std::string failures;
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < rows.size(); i += stride) {
+    const Json& r = rows[i];
+    std::vector<int32_t> prompt = runner.RenderIds(r["messages"], r["tools"]);
+    std::string got = runner.Answer(runner.Generate(prompt, 96));
+    const std::string expected = r["expected"].get<std::string>();
+    bool ok = got == expected;
+    right += ok;
+    ++total;
+    auto& fam = by_family[r["family"].get<std::string>()];
+    fam.first += ok;
+    ++fam.second;
+    if (!ok) {
+      failures += "  #" + std::to_string(i) + " " + r["family"].get<std::string>() + ": expected " + Json(expected).dump() +
+                  ", got " + Json(got).dump() + " (transformers: " + r["transformers_output"].dump() + ")\n";
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string families;
+  for (const auto& [name, rt] : by_family)
+    families += " " + name + " " + std::to_string(rt.first) + "/" + std::to_string(rt.second);
+  const double cpu_s = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+  std::printf("[demo %s] held-out exact %d/%d = %.1f%% (%zu prompt tokens, %.1f s wall, process CPU so far %.1f s)\n  by family:%s\n%s",
+              label, right, total, 100.0 * right / total, static_cast<size_t>(runner.prompt_tokens()), secs, cpu_s,
+              families.c_str(),
+              failures.c_str());
+  EXPECT_GE(right * 100, total * 98) << label << ": " << right << "/" << total << " exact\n" << failures;
+}
+
+TEST(DemoModel, HeldOutExactBf16) { CheckHeldOut(ModelsDir() + "/demo", "bf16"); }
+
+TEST(DemoModel, HeldOutExactMlx4) {
+  // The 4-bit form is the committed output of `pensieve quantize models/demo models/demo-mlx4`.
+  std::ifstream cfg(ModelsDir() + "/demo-mlx4/config.json");
+  ASSERT_TRUE(cfg) << "models/demo-mlx4 missing";
+  auto j = nlohmann::json::parse(cfg);
+  ASSERT_EQ(j["quantization"]["bits"], 4);
+  ASSERT_EQ(j["quantization"]["group_size"], 64);
+  CheckHeldOut(ModelsDir() + "/demo-mlx4", "mlx4");
+}
+
+TEST(DemoModel, GreedyIdsMatchTransformers) {
+  const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/greedy.jsonl");
+  ASSERT_EQ(rows.size(), 50u);
+  DemoRunner runner(ModelsDir() + "/demo");
+  int same_prompt = 0, same_output = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Json& r = rows[i];
+    const auto want_prompt = r["prompt_ids"].get<std::vector<int32_t>>();
+    const auto want_out = r["output_ids"].get<std::vector<int32_t>>();
+    // Our template + tokenizer give transformers' prompt ids...
+    std::vector<int32_t> prompt = runner.RenderIds(r["messages"], r.contains("tools") ? r["tools"] : Json());
+    same_prompt += prompt == want_prompt;
+    EXPECT_EQ(prompt, want_prompt) << "prompt #" << i << " renders/tokenizes differently";
+    // ...and our model, fed transformers' ids, gives its greedy ids.
+    std::vector<int32_t> out = runner.Generate(want_prompt, static_cast<int>(want_out.size()));
+    same_output += out == want_out;
+    EXPECT_EQ(out, want_out) << "prompt #" << i << ": greedy output differs from transformers'";
+  }
+  std::printf("[demo bf16] prompt ids identical %d/50, greedy output ids identical %d/50\n", same_prompt, same_output);
+}
+
+}  // namespace
+}  // namespace pensieve
