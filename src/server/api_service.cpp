@@ -278,6 +278,40 @@ const Headers kSseHeaders = {{"Content-Type", "text/event-stream; charset=utf-8"
 
 }  // namespace
 
+// The finish event's usage goes to the request's log line and metrics.
+void ApiService::RecordFinish(const ChatEvent& ev, Outcome& out) {
+  if (ev.kind != ChatEvent::Kind::kFinish) return;
+  out.prompt_tokens = ev.usage.prompt_tokens();
+  out.cached_tokens = ev.usage.cached_tokens;
+  out.output_tokens = ev.usage.output_tokens;
+}
+
+// Non-streaming answer, shared by both APIs: runs the generation to its end, feeding every event to `builder`
+// (AnthropicMessageBuilder or OpenAIResponseBuilder), then sends the built JSON; 499 when the client left.
+template <typename Builder>
+void ApiService::RespondWhole(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out,
+                              Builder& builder) {
+  std::string error;
+  DriveResult r = Drive(gen, res, shutting_down_, options_.keepalive_ms,
+                        [&](const ChatEvent& ev) {
+                          builder.Add(ev);
+                          RecordFinish(ev, out);
+                          if (ev.kind == ChatEvent::Kind::kError) error = ev.text;
+                          return true;
+                        },
+                        [] { return true; });
+  if (r == DriveResult::kClientGone) {
+    metrics_.CountDisconnect();
+    out.note = "client gone";
+    res.set_close(true);
+    res.Send(499, {{"request-id", rid}}, "");
+    return;
+  }
+  if (r == DriveResult::kShutdown) throw api::RequestError(529, "overloaded_error", "the server is shutting down");
+  if (!error.empty()) throw api::RequestError(500, "api_error", error);
+  SendJson(res, rid, 200, Dump(builder.Build()));
+}
+
 void ApiService::Messages(const HttpRequest& req, HttpResponder& res, const std::string& rid, Outcome& out) {
   Json body = api::ParseJsonBody(req.body);
   std::vector<std::string> notes;
@@ -288,35 +322,11 @@ void ApiService::Messages(const HttpRequest& req, HttpResponder& res, const std:
   int input_tokens = out.prompt_tokens;
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
   std::string msg_id = api::NewId("msg_");
-  auto record_finish = [&](const ChatEvent& ev) {
-    if (ev.kind == ChatEvent::Kind::kFinish) {
-      out.prompt_tokens = ev.usage.prompt_tokens();
-      out.cached_tokens = ev.usage.cached_tokens;
-      out.output_tokens = ev.usage.output_tokens;
-    }
-  };
+  auto record_finish = [&](const ChatEvent& ev) { RecordFinish(ev, out); };
 
   if (!creq.stream) {
     api::AnthropicMessageBuilder builder(msg_id, creq.model);
-    std::string error;
-    DriveResult r = Drive(*gen, res, shutting_down_, options_.keepalive_ms,
-                          [&](const ChatEvent& ev) {
-                            builder.Add(ev);
-                            record_finish(ev);
-                            if (ev.kind == ChatEvent::Kind::kError) error = ev.text;
-                            return true;
-                          },
-                          [] { return true; });
-    if (r == DriveResult::kClientGone) {
-      metrics_.CountDisconnect();
-      out.note = "client gone";
-      res.set_close(true);
-      res.Send(499, {{"request-id", rid}}, "");
-      return;
-    }
-    if (r == DriveResult::kShutdown) throw api::RequestError(529, "overloaded_error", "the server is shutting down");
-    if (!error.empty()) throw api::RequestError(500, "api_error", error);
-    SendJson(res, rid, 200, Dump(builder.Build()));
+    RespondWhole(*gen, res, rid, out, builder);
     return;
   }
 
@@ -355,34 +365,10 @@ void ApiService::OpenAIChat(const HttpRequest& req, HttpResponder& res, const st
   out.prompt_tokens = static_cast<int>(prompt.tokens.size());
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
   std::string id = api::NewId(completion ? "cmpl-" : "chatcmpl-");
-  auto record_finish = [&](const ChatEvent& ev) {
-    if (ev.kind == ChatEvent::Kind::kFinish) {
-      out.prompt_tokens = ev.usage.prompt_tokens();
-      out.cached_tokens = ev.usage.cached_tokens;
-      out.output_tokens = ev.usage.output_tokens;
-    }
-  };
+  auto record_finish = [&](const ChatEvent& ev) { RecordFinish(ev, out); };
   if (!creq.stream) {
     api::OpenAIResponseBuilder builder(id, creq.model, completion, creq.logprobs);
-    std::string error;
-    DriveResult r = Drive(*gen, res, shutting_down_, options_.keepalive_ms,
-                          [&](const ChatEvent& ev) {
-                            builder.Add(ev);
-                            record_finish(ev);
-                            if (ev.kind == ChatEvent::Kind::kError) error = ev.text;
-                            return true;
-                          },
-                          [] { return true; });
-    if (r == DriveResult::kClientGone) {
-      metrics_.CountDisconnect();
-      out.note = "client gone";
-      res.set_close(true);
-      res.Send(499, {{"request-id", rid}}, "");
-      return;
-    }
-    if (r == DriveResult::kShutdown) throw api::RequestError(529, "overloaded_error", "the server is shutting down");
-    if (!error.empty()) throw api::RequestError(500, "api_error", error);
-    SendJson(res, rid, 200, Dump(builder.Build()));
+    RespondWhole(*gen, res, rid, out, builder);
     return;
   }
   api::OpenAIStreamEncoder enc(id, creq.model, completion, oopts.include_usage, creq.logprobs);

@@ -47,6 +47,9 @@ class ApiService {
   void SendOpenAIError(HttpResponder& res, const std::string& rid, int status, const std::string& type, const std::string& message);
   void SendJson(HttpResponder& res, const std::string& rid, int status, const std::string& body);
   bool Authorized(const HttpRequest& req) const;
+  static void RecordFinish(const api::ChatEvent& ev, Outcome& out);
+  template <typename Builder>
+  void RespondWhole(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out, Builder& builder);
 
   api::ChatPipeline& pipeline_;
   ServiceOptions options_;
