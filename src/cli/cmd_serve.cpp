@@ -41,6 +41,7 @@ struct ServeArgs {
   int threads = 0;
   int kv_mib = 1024;
   bool quiet = false;
+  std::string log_prompts;
 };
 
 // Used when a model ships no chat template (transformers' old default): ChatML.
@@ -124,6 +125,12 @@ void Serve(const ServeArgs& a) {
   so.aliases = aliases;
   so.api_key = a.api_key;
   so.log = a.quiet ? nullptr : stderr;
+  std::unique_ptr<FILE, int (*)(FILE*)> prompt_log(nullptr, &std::fclose);
+  if (!a.log_prompts.empty()) {
+    prompt_log.reset(std::fopen(a.log_prompts.c_str(), "ab"));
+    if (!prompt_log) throw Error("--log-prompts: cannot open " + a.log_prompts + " for appending");
+    so.prompt_log = prompt_log.get();
+  }
   server::ApiService service(pipeline, so);
   server::HttpServer http([&](const server::HttpRequest& q, server::HttpResponder& r) { service.Handle(q, r); },
                           [&](const server::HttpRequest& q, server::HttpResponder& r, int s, const std::string& m) {
@@ -171,6 +178,8 @@ void RegisterServe(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "CPU threads (0: all)")->capture_default_str();
   cmd->add_option("--kv-mib", args->kv_mib, "KV cache pool size in MiB")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No per-request log lines");
+  cmd->add_option("--log-prompts", args->log_prompts,
+                  "Append each generation request's rendered prompt and token ids to FILE (JSON lines)");
   cmd->callback([args] { Serve(*args); });
 }
 

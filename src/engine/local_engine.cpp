@@ -78,6 +78,7 @@ class LocalEngine final : public Engine {
     logits_.resize(static_cast<size_t>(2 * opts_.max_running) * vocab_);
     items_.reserve(2 * opts_.max_running);
     item_seq_.reserve(2 * opts_.max_running);
+    prefill_order_.reserve(opts_.max_running);
     stats_.kv_blocks_total = static_cast<size_t>(total_blocks_);
     thread_ = std::thread([this] { Run(); });
   }
@@ -327,16 +328,36 @@ class LocalEngine final : public Engine {
         ++decode_tokens;
       }
     }
-    int64_t budget = opts_.prefill_chunk;
-    for (auto& s : running_) {
-      if (s->done || budget == 0) continue;
-      const size_t total = s->req.prompt.size();
-      if (s->prefilled >= total) continue;
-      const size_t n = std::min<size_t>(total - s->prefilled, budget);
-      items_.push_back({s->kv, std::span<const int32_t>(s->req.prompt.data() + s->prefilled, n), false});
-      item_seq_.push_back(s.get());
-      budget -= static_cast<int64_t>(n);
-      prefill_tokens += static_cast<int64_t>(n);
+    // Prompt chunks, shortest remaining prompt first: a short request is not stuck behind a long prefill (it
+    // gets its first token after its own few chunks). The oldest prefilling sequence (running_ is in admission
+    // order) is still guaranteed a quarter of every step's budget, so a stream of short requests cannot starve it.
+    prefill_order_.clear();
+    for (auto& s : running_)
+      if (!s->done && s->prefilled < s->req.prompt.size()) prefill_order_.push_back(s.get());
+    if (!prefill_order_.empty()) {
+      Sequence* oldest = prefill_order_.front();
+      const auto remaining = [](const Sequence* s) { return s->req.prompt.size() - s->prefilled; };
+      for (size_t i = 1; i < prefill_order_.size(); ++i)  // stable insertion sort: few entries, no allocation
+        for (size_t j = i; j > 0 && remaining(prefill_order_[j]) < remaining(prefill_order_[j - 1]); --j)
+          std::swap(prefill_order_[j], prefill_order_[j - 1]);
+      const int64_t reserved = prefill_order_.front() == oldest
+                                   ? 0
+                                   : std::min<int64_t>(static_cast<int64_t>(remaining(oldest)), opts_.prefill_chunk / 4);
+      int64_t budget = opts_.prefill_chunk - reserved;
+      for (Sequence* s : prefill_order_) {
+        int64_t allowance = s == oldest ? budget + reserved : budget;
+        if (allowance <= 0) continue;
+        const size_t n = std::min<size_t>(remaining(s), static_cast<size_t>(allowance));
+        items_.push_back({s->kv, std::span<const int32_t>(s->req.prompt.data() + s->prefilled, n), false});
+        item_seq_.push_back(s);
+        if (s == oldest) {
+          const int64_t from_reserved = std::min<int64_t>(static_cast<int64_t>(n), reserved);
+          budget -= static_cast<int64_t>(n) - from_reserved;
+        } else {
+          budget -= static_cast<int64_t>(n);
+        }
+        prefill_tokens += static_cast<int64_t>(n);
+      }
     }
     if (items_.empty()) return;
 
@@ -473,6 +494,7 @@ class LocalEngine final : public Engine {
   int max_live_ = 0;
   std::vector<model::ForwardItem> items_;
   std::vector<Sequence*> item_seq_;
+  std::vector<Sequence*> prefill_order_;  // prefilling sequences of one step, shortest remaining first
   std::vector<float> logits_;
 
   std::thread thread_;  // last: starts after everything above is constructed

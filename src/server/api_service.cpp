@@ -312,12 +312,23 @@ void ApiService::RespondWhole(api::Generation& gen, HttpResponder& res, const st
   SendJson(res, rid, 200, Dump(builder.Build()));
 }
 
+void ApiService::LogPrompt(const std::string& rid, const api::PreparedPrompt& prompt) {
+  if (!options_.prompt_log) return;
+  const std::string line =
+      Dump(Json{{"request_id", rid}, {"text", prompt.text}, {"tokens", prompt.tokens}, {"max_tokens", prompt.max_tokens}}) +
+      "\n";
+  std::lock_guard lock(prompt_log_mu_);
+  std::fwrite(line.data(), 1, line.size(), options_.prompt_log);
+  std::fflush(options_.prompt_log);
+}
+
 void ApiService::Messages(const HttpRequest& req, HttpResponder& res, const std::string& rid, Outcome& out) {
   Json body = api::ParseJsonBody(req.body);
   std::vector<std::string> notes;
   api::ChatRequest creq = api::ParseAnthropicRequest(body, {false, pipeline_.vision()}, &notes);
   for (const auto& n : notes) out.note += (out.note.empty() ? "" : "; ") + n;
   api::PreparedPrompt prompt = pipeline_.Prepare(creq);
+  LogPrompt(rid, prompt);
   out.prompt_tokens = static_cast<int>(prompt.tokens.size());
   int input_tokens = out.prompt_tokens;
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
@@ -362,6 +373,7 @@ void ApiService::OpenAIChat(const HttpRequest& req, HttpResponder& res, const st
   api::ChatRequest creq = completion ? api::ParseOpenAICompletionRequest(body, &oopts)
                                      : api::ParseOpenAIChatRequest(body, options_.default_openai_max_tokens, &oopts);
   api::PreparedPrompt prompt = pipeline_.Prepare(creq);
+  LogPrompt(rid, prompt);
   out.prompt_tokens = static_cast<int>(prompt.tokens.size());
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
   std::string id = api::NewId(completion ? "cmpl-" : "chatcmpl-");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include "api/pipeline.h"
@@ -22,6 +23,8 @@ struct ServiceOptions {
   int retry_after_s = 1;                      // 529 answers
   int default_openai_max_tokens = 4096;       // chat completions without max_tokens
   FILE* log = stderr;                         // one line per request; nullptr: quiet
+  FILE* prompt_log = nullptr;                 // --log-prompts: one JSON line per generation request with the
+                                              // rendered prompt text and its token ids (debugging templates)
 };
 
 class ApiService {
@@ -48,6 +51,7 @@ class ApiService {
   void SendJson(HttpResponder& res, const std::string& rid, int status, const std::string& body);
   bool Authorized(const HttpRequest& req) const;
   static void RecordFinish(const api::ChatEvent& ev, Outcome& out);
+  void LogPrompt(const std::string& rid, const api::PreparedPrompt& prompt);
   template <typename Builder>
   void RespondWhole(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out, Builder& builder);
 
@@ -56,6 +60,7 @@ class ApiService {
   Metrics metrics_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int> in_flight_{0};
+  std::mutex prompt_log_mu_;
   HttpServer* server_ = nullptr;
   long started_unix_;
 

@@ -296,6 +296,58 @@ TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
     }
 }
 
+// The tile kernel (runs of rows of one sequence) against the scalar reference: GQA groups that do and do not
+// divide the SIMD width, head sizes that are not multiples of it, cache blocks of other sizes than a key chunk,
+// a chunk that starts after a cached prefix (chunked prefill), sliding windows, and decode rows of other
+// sequences in the same call (row kernel).
+TEST_P(OpsTest, AttentionTilesMatchScalarAcrossShapes) {
+  cpu::CpuBackend be(2);
+  ref::ReferenceBackend rb;
+  struct Shape { int heads, kv_heads, head_dim, block_tokens, window; };
+  for (const Shape& sh : {Shape{4, 2, 64, 16, 0}, Shape{8, 8, 12, 4, 0}, Shape{28, 4, 20, 16, 0},
+                          Shape{4, 1, 96, 7, 0}, Shape{4, 2, 32, 16, 37}, Shape{2, 2, 8, 32, 300}}) {
+    SCOPED_TRACE(testing::Message() << "heads " << sh.heads << " kv " << sh.kv_heads << " hd " << sh.head_dim
+                                    << " block " << sh.block_tokens << " window " << sh.window);
+    const int kv_dim = sh.kv_heads * sh.head_dim, q_dim = sh.heads * sh.head_dim;
+    KvCacheConfig kc{1, sh.kv_heads, sh.head_dim, sh.block_tokens, 64 << 20, 8, 4096};
+    KvCache cache(kc);
+    // Sequence a: 180 cached positions, then a 333-row chunk. Sequences b, c: one decode row each at 250 and 3.
+    const int a = cache.NewSequence(), b = cache.NewSequence(), c = cache.NewSequence();
+    const int64_t cached = 180, chunk = 333;
+    cache.Append(a, cached + chunk);
+    cache.Append(b, 251);
+    cache.Append(c, 4);
+    std::vector<int32_t> all_seqs, all_pos;
+    for (int p = 0; p < cached + chunk; ++p) all_seqs.push_back(a), all_pos.push_back(p);
+    for (int p = 0; p < 251; ++p) all_seqs.push_back(b), all_pos.push_back(p);
+    for (int p = 0; p < 4; ++p) all_seqs.push_back(c), all_pos.push_back(p);
+    const auto k = Random(all_seqs.size() * kv_dim), v = Random(all_seqs.size() * kv_dim);
+    be.WriteKv(cache, 0, all_seqs.size(), all_seqs.data(), all_pos.data(), k.data(), v.data());
+    // This call's rows: b's last row, a's chunk, c's last row.
+    std::vector<int32_t> seqs = {b}, pos = {250};
+    for (int64_t p = cached; p < cached + chunk; ++p) seqs.push_back(a), pos.push_back(static_cast<int32_t>(p));
+    seqs.push_back(c), pos.push_back(3);
+    const int64_t T = seqs.size();
+    const auto q = Random(T * q_dim);
+    AttentionArgs args;
+    args.q = q.data();
+    args.T = T;
+    args.seqs = seqs.data();
+    args.pos = pos.data();
+    args.n_heads = sh.heads;
+    args.n_kv_heads = sh.kv_heads;
+    args.head_dim = sh.head_dim;
+    args.scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim)) * 3.0f;  // sharper than usual
+    args.window = sh.window;
+    std::vector<float> want(T * q_dim), got(T * q_dim, NAN);
+    args.out = want.data();
+    rb.Attention(cache, args);
+    args.out = got.data();
+    be.Attention(cache, args);
+    for (int64_t i = 0; i < T * q_dim; ++i) ASSERT_NEAR(got[i], want[i], 2e-5f) << "row " << i / q_dim;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, OpsTest, ::testing::ValuesIn(Targets()),
                          [](const auto& info) { return std::string(hwy::TargetName(info.param)); });
 

@@ -62,11 +62,13 @@ std::vector<Json> ReadJsonLines(const std::string& path) {
 // (argmax, first index on ties; stop at an eos id from generation_config: <|im_end|> or <|endoftext|>).
 class DemoRunner {
  public:
-  explicit DemoRunner(const std::string& dir) : backend_(0) {
+  explicit DemoRunner(const std::string& dir, int64_t max_context = 16384) : backend_(0) {
     model::LoadOptions opts;
     opts.max_sequences = 2;
-    opts.max_context = 16384;
-    opts.kv_budget_bytes = int64_t{256} << 20;
+    opts.max_context = max_context;
+    opts.max_batch_tokens = 256;
+    // KV: layers * 2 * kv_dim floats per token.
+    opts.kv_budget_bytes = std::max<int64_t>(int64_t{256} << 20, max_context * 6 * 2 * 128 * 4);
     model_ = model::Model::Load(dir, backend_, opts);
     tokenizer_ = LoadTokenizer(dir);
     auto source = chat::FindChatTemplate(dir);
@@ -211,6 +213,33 @@ TEST(DemoModel, GreedyIdsMatchTransformers) {
     EXPECT_EQ(out, want_out) << "prompt #" << i << ": greedy output differs from transformers'";
   }
   std::printf("[demo bf16] prompt ids identical %d/50, greedy output ids identical %d/50\n", same_prompt, same_output);
+}
+
+// The synthetic Claude Code-shaped prompts (38k-78k tokens): our greedy answer equals transformers' (right or
+// wrong: this checks the engine at long context, not the model). Opt-in, long: PENSIEVE_DEMO_LONG=N runs the
+// first N of the 16 prompts (each is a full long prefill on the CPU).
+TEST(DemoModel, ClaudeCodeShapedMatchesTransformers) {
+  const char* env = std::getenv("PENSIEVE_DEMO_LONG");
+  if (!env) GTEST_SKIP() << "opt-in: PENSIEVE_DEMO_LONG=N (N prompts of 38k-78k tokens)";
+  const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/claude_code_shaped.jsonl.gz");
+  const size_t n = std::min<size_t>(rows.size(), std::max(1, std::atoi(env)));
+  DemoRunner runner(ModelsDir() + "/demo", 131072);
+  int same = 0, right = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Json& r = rows[i];
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<int32_t> prompt = runner.RenderIds(r["messages"], r["tools"]);
+    EXPECT_EQ(static_cast<int64_t>(prompt.size()), r["prompt_tokens"].get<int64_t>()) << "prompt #" << i;
+    const std::string got = runner.Answer(runner.Generate(prompt, 96));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    same += got == r["transformers_output"].get<std::string>();
+    right += got == r["expected"].get<std::string>();
+    std::printf("[demo long] #%zu %zu tokens, %.1f s: got %s, transformers %s, expected %s\n", i, prompt.size(), secs,
+                Json(got).dump().c_str(), r["transformers_output"].dump().c_str(), r["expected"].dump().c_str());
+    std::fflush(stdout);
+    EXPECT_EQ(got, r["transformers_output"].get<std::string>()) << "prompt #" << i;
+  }
+  std::printf("[demo long] same as transformers %d/%zu, exact %d/%zu\n", same, n, right, n);
 }
 
 }  // namespace

@@ -175,6 +175,47 @@ TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
   EXPECT_GT(s.generated_tokens_total, 0u);
 }
 
+// A short request that arrives during a long prefill is not stuck behind it: prompt chunks go to the shortest
+// remaining prompt first (the long one keeps a quarter of each step), so the short one finishes while the long
+// prompt is still being prefilled, and the long one then completes with its exact greedy tokens.
+TEST(LocalEngineTest, ShortRequestOvertakesLongPrefill) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  EngineOptions opts;
+  opts.prefill_chunk = 16;
+  auto engine = Start(opts);
+  std::vector<int32_t> long_prompt;
+  while (long_prompt.size() < 400) long_prompt.insert(long_prompt.end(), cases[0].prompt.begin(), cases[0].prompt.end());
+  long_prompt.resize(400);
+  Collector long_col, short_col;
+  // The long prefill's first chunk waits until the short request is queued, so both compete from then on
+  // (otherwise this tiny model could prefill all 400 tokens before the second Submit).
+  std::promise<void> queued;
+  std::shared_future<void> queued_f = queued.get_future().share();
+  Sink long_sink = long_col.MakeSink();
+  long_sink.on_prefill_progress = [inner = long_sink.on_prefill_progress, queued_f](int done, int total) {
+    queued_f.wait();
+    inner(done, total);
+  };
+  engine->Submit(Greedy(long_prompt, 4), long_sink);
+  engine->Submit(Greedy(cases[1].prompt, 2), short_col.MakeSink());
+  queued.set_value();
+  Finish fs = short_col.Wait();
+  int long_done = 0;
+  {
+    std::lock_guard lk(long_col.mu);
+    if (!long_col.progress.empty()) long_done = long_col.progress.back().first;
+  }
+  EXPECT_EQ(fs.reason, FinishReason::kLength);
+  EXPECT_EQ(short_col.tokens, std::vector<int32_t>(cases[1].continuation.begin(), cases[1].continuation.begin() + 2));
+  EXPECT_LT(long_done, 200) << "the short request waited for most of the long prefill";
+  Finish fl = long_col.Wait();
+  EXPECT_EQ(fl.reason, FinishReason::kLength);
+  EXPECT_EQ(long_col.progress.back().first, 400);
+  for (size_t i = 1; i < long_col.progress.size(); ++i)  // never starved: every step moves it on
+    EXPECT_GT(long_col.progress[i].first, long_col.progress[i - 1].first);
+}
+
 TEST(LocalEngineTest, CancelMidGenerationFreesBlocks) {
   PENSIEVE_REQUIRE_SHARED();
   auto cases = LoadCases();

@@ -37,6 +37,7 @@ void CpuBackend::Reserve(const ScratchSpec& spec) {
   scratch_.EnsureThread(pool_.size(), std::max(4 * spec.max_cols + groups_pad, spec.max_context + 64));
   // Shared: permuted activations and group sums of one matmul input.
   scratch_.EnsureShared(spec.max_rows * (2 * spec.max_cols));
+  scratch_.jobs.reserve(static_cast<size_t>(spec.max_rows) * 8);
 }
 
 std::unique_ptr<KvCache> CpuBackend::CreateKvCache(const KvCacheConfig& config) {

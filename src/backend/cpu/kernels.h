@@ -11,8 +11,16 @@
 
 namespace pensieve::backend::cpu {
 
+// One unit of attention work (attention.cpp): t1 >= 0: rows [t0, t1) of one sequence against kv head `head`
+// (tile kernel); t1 < 0: row t0, query head `head` (row kernel).
+struct AttentionJob {
+  int64_t t0, t1;
+  int head;
+};
+
 // Scratch memory sized by CpuBackend::Reserve; kernels only grow it when a call exceeds the reservation.
 struct Scratch {
+  std::vector<AttentionJob> jobs;
   std::vector<float> per_thread;  // threads * per_thread_floats
   int64_t per_thread_floats = 0;
   std::vector<float> shared;

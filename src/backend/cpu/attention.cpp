@@ -1,0 +1,280 @@
+// Causal (optionally sliding-window) attention over the paged KV cache, with two kernels:
+//  - tile kernel, for runs of many rows of one sequence (prefill): a query *vector* holds N (row, head) pairs
+//    of one GQA group in its SIMD lanes, so every key and value element is loaded once and broadcast against N
+//    queries (no horizontal sums). Keys are visited in chunks with an online softmax (running max and sum per
+//    lane); each chunk is applied to all query vectors of the tile while it is hot in L1, so the KV cache is
+//    read once per tile instead of once per query row.
+//  - row kernel, for runs of a few rows (decode): one (row, head) per task, all scores of the row, softmax,
+//    weighted sum of values. With few queries per key, lanes of a tile would sit idle.
+#include "backend/cpu/simd_targets.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/attention.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <cmath>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/ops-inl.h"
+
+#ifndef PENSIEVE_BACKEND_CPU_ATTENTION_ONCE
+#define PENSIEVE_BACKEND_CPU_ATTENTION_ONCE
+namespace pensieve::backend::cpu {
+// Query vectors per tile, and keys per chunk (a multiple of kSub, the keys whose scores live in registers).
+constexpr int64_t kTileVectors = 8;
+constexpr int64_t kChunk = 32;
+constexpr int64_t kSub = 8;
+// Masked scores. Finite on purpose: a lane whose keys in a chunk are all masked gets exp(0) = 1 weights, and
+// the correction factor exp(-1e30 - real max) = 0 erases them as soon as a visible key arrives (every row sees
+// at least its own key), where -inf would give NaN from -inf - -inf.
+constexpr float kMasked = -1e30f;
+}  // namespace pensieve::backend::cpu
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace pensieve::backend::cpu {
+namespace HWY_NAMESPACE {
+
+// The rows [t0, t1) of one sequence and one kv head; lane i is row t0 + i / group, head kv_head * group +
+// i % group (lanes past the last pair repeat it; their results are dropped).
+struct TileJob {
+  int64_t t0, t1;
+  int kv_head;
+};
+
+// Floats of per-thread scratch one tile needs: Qt and Ot ([vectors][head_dim][N]), max, sum and position
+// lanes, and the scores of one chunk.
+inline int64_t TileScratchFloats(int64_t N, int head_dim) {
+  return kTileVectors * N * (2 * head_dim + 3) + kChunk * N;
+}
+
+void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, float* scratch) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int hd = a.head_dim, group = a.n_heads / a.n_kv_heads;
+  const int64_t lanes = (job.t1 - job.t0) * group;
+  const int64_t nv = (lanes + N - 1) / N;
+  float* qt = scratch;                       // [nv][hd][N], pre-scaled queries
+  float* ot = qt + kTileVectors * hd * N;    // [nv][hd][N], unnormalised outputs
+  float* mx = ot + kTileVectors * hd * N;    // [nv][N] running max
+  float* sum = mx + kTileVectors * N;        // [nv][N] running sum of weights
+  float* posf = sum + kTileVectors * N;      // [nv][N] query positions (exact in f32 below 2^24)
+  float* s = posf + kTileVectors * N;        // [kChunk][N] scores, then weights, of one chunk
+  const auto lane_row = [&](int64_t i) { return job.t0 + std::min(i, lanes - 1) / group; };
+  const auto lane_head = [&](int64_t i) { return job.kv_head * group + static_cast<int>(std::min(i, lanes - 1) % group); };
+
+  // Transpose the queries into lanes (scaled), clear the accumulators, note each vector's key range.
+  int64_t vec_hi[kTileVectors], vec_lo[kTileVectors], vec_pmin[kTileVectors];
+  int64_t lo = INT64_MAX, hi = 0;
+  for (int64_t v = 0; v < nv; ++v) {
+    vec_hi[v] = 0, vec_lo[v] = INT64_MAX, vec_pmin[v] = INT64_MAX;
+    for (int64_t l = 0; l < N; ++l) {
+      const int64_t i = v * N + l, t = lane_row(i);
+      const float* q = a.q + (t * a.n_heads + lane_head(i)) * hd;
+      for (int dd = 0; dd < hd; ++dd) qt[(v * hd + dd) * N + l] = q[dd] * a.scale;
+      const int64_t p = a.pos[t];
+      const int64_t first = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
+      posf[v * N + l] = static_cast<float>(p);
+      vec_hi[v] = std::max(vec_hi[v], p);
+      vec_pmin[v] = std::min(vec_pmin[v], p);
+      vec_lo[v] = std::min(vec_lo[v], first);
+    }
+    hi = std::max(hi, vec_hi[v]);
+    lo = std::min(lo, vec_lo[v]);
+    for (int64_t j = 0; j < hd * N; ++j) ot[v * hd * N + j] = 0.0f;
+    hn::StoreU(hn::Set(d, kMasked), d, mx + v * N);
+    hn::StoreU(hn::Zero(d), d, sum + v * N);
+  }
+
+  const auto blocks = cache.BlockTable(a.seqs[job.t0]);
+  const int64_t bt = cache.config().block_tokens, kv_dim = cache.kv_dim();
+  const int64_t kv_off = int64_t{job.kv_head} * hd;
+  const float* kp[kChunk];
+  const float* vp[kChunk];
+  const auto masked = hn::Set(d, kMasked);
+  for (int64_t k0 = lo; k0 <= hi; k0 += kChunk) {
+    const int64_t nk = std::min(kChunk, hi + 1 - k0);
+    const int64_t nsub = (nk + kSub - 1) / kSub;
+    for (int64_t j = 0; j < nsub * kSub; ++j) {
+      const int64_t k = k0 + std::min(j, nk - 1);  // padding keys repeat the last one and are masked below
+      kp[j] = cache.Keys(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
+      vp[j] = cache.Values(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
+    }
+    for (int64_t v = 0; v < nv; ++v) {
+      if (k0 > vec_hi[v] || k0 + nk <= vec_lo[v]) continue;
+      const float* qv = qt + v * hd * N;
+      // Scores: s[j] = q . k_j for each lane, kSub keys at a time in registers.
+      for (int64_t b = 0; b < nsub; ++b) {
+        const float* const* kb = kp + b * kSub;
+        auto c0 = hn::Zero(d), c1 = hn::Zero(d), c2 = hn::Zero(d), c3 = hn::Zero(d);
+        auto c4 = hn::Zero(d), c5 = hn::Zero(d), c6 = hn::Zero(d), c7 = hn::Zero(d);
+        for (int dd = 0; dd < hd; ++dd) {
+          const auto q = hn::LoadU(d, qv + dd * N);
+          c0 = hn::MulAdd(q, hn::Set(d, kb[0][dd]), c0);
+          c1 = hn::MulAdd(q, hn::Set(d, kb[1][dd]), c1);
+          c2 = hn::MulAdd(q, hn::Set(d, kb[2][dd]), c2);
+          c3 = hn::MulAdd(q, hn::Set(d, kb[3][dd]), c3);
+          c4 = hn::MulAdd(q, hn::Set(d, kb[4][dd]), c4);
+          c5 = hn::MulAdd(q, hn::Set(d, kb[5][dd]), c5);
+          c6 = hn::MulAdd(q, hn::Set(d, kb[6][dd]), c6);
+          c7 = hn::MulAdd(q, hn::Set(d, kb[7][dd]), c7);
+        }
+        float* sb = s + b * kSub * N;
+        hn::StoreU(c0, d, sb), hn::StoreU(c1, d, sb + N), hn::StoreU(c2, d, sb + 2 * N);
+        hn::StoreU(c3, d, sb + 3 * N), hn::StoreU(c4, d, sb + 4 * N), hn::StoreU(c5, d, sb + 5 * N);
+        hn::StoreU(c6, d, sb + 6 * N), hn::StoreU(c7, d, sb + 7 * N);
+      }
+      // Mask keys past a lane's position, before its window, or past the chunk (padding).
+      const bool need_mask = k0 + nk - 1 > vec_pmin[v] || (a.window > 0 && k0 < vec_hi[v] - a.window + 1) ||
+                             nk < nsub * kSub;
+      const auto pos = hn::LoadU(d, posf + v * N);
+      if (need_mask) {
+        const auto win = hn::Set(d, static_cast<float>(a.window));
+        for (int64_t j = 0; j < nsub * kSub; ++j) {
+          const auto kf = hn::Set(d, static_cast<float>(k0 + j));
+          auto hide = hn::Gt(kf, pos);
+          if (a.window > 0) hide = hn::Or(hide, hn::Ge(hn::Sub(pos, kf), win));
+          if (j >= nk) hide = hn::Eq(kf, kf);
+          hn::StoreU(hn::IfThenElse(hide, masked, hn::LoadU(d, s + j * N)), d, s + j * N);
+        }
+      }
+      // Online softmax: new max, rescale factor for what was accumulated, weights of this chunk.
+      auto m = hn::LoadU(d, mx + v * N);
+      const auto m_old = m;
+      for (int64_t j = 0; j < nsub * kSub; ++j) m = hn::Max(m, hn::LoadU(d, s + j * N));
+      const auto corr = hn::Exp(d, hn::Sub(m_old, m));
+      auto l = hn::Mul(hn::LoadU(d, sum + v * N), corr);
+      for (int64_t j = 0; j < nsub * kSub; ++j) {
+        const auto w = hn::Exp(d, hn::Sub(hn::LoadU(d, s + j * N), m));
+        hn::StoreU(w, d, s + j * N);
+        l = hn::Add(l, w);
+      }
+      hn::StoreU(m, d, mx + v * N);
+      hn::StoreU(l, d, sum + v * N);
+      // Outputs: o[dd] = o[dd] * corr + sum_j w_j * v_j[dd].
+      float* ov = ot + v * hd * N;
+      for (int64_t b = 0; b < nsub; ++b) {
+        const float* sb = s + b * kSub * N;
+        const float* const* vb = vp + b * kSub;
+        const auto w0 = hn::LoadU(d, sb), w1 = hn::LoadU(d, sb + N), w2 = hn::LoadU(d, sb + 2 * N);
+        const auto w3 = hn::LoadU(d, sb + 3 * N), w4 = hn::LoadU(d, sb + 4 * N), w5 = hn::LoadU(d, sb + 5 * N);
+        const auto w6 = hn::LoadU(d, sb + 6 * N), w7 = hn::LoadU(d, sb + 7 * N);
+        for (int dd = 0; dd < hd; ++dd) {
+          auto o = hn::LoadU(d, ov + dd * N);
+          if (b == 0) o = hn::Mul(o, corr);
+          o = hn::MulAdd(w0, hn::Set(d, vb[0][dd]), o);
+          o = hn::MulAdd(w1, hn::Set(d, vb[1][dd]), o);
+          o = hn::MulAdd(w2, hn::Set(d, vb[2][dd]), o);
+          o = hn::MulAdd(w3, hn::Set(d, vb[3][dd]), o);
+          o = hn::MulAdd(w4, hn::Set(d, vb[4][dd]), o);
+          o = hn::MulAdd(w5, hn::Set(d, vb[5][dd]), o);
+          o = hn::MulAdd(w6, hn::Set(d, vb[6][dd]), o);
+          o = hn::MulAdd(w7, hn::Set(d, vb[7][dd]), o);
+          hn::StoreU(o, d, ov + dd * N);
+        }
+      }
+    }
+  }
+  // Normalise and transpose back: out[row, head, :] = o / sum.
+  for (int64_t i = 0; i < lanes; ++i) {
+    const int64_t v = i / N, l = i % N;
+    const float inv = 1.0f / sum[v * N + l];
+    float* out = a.out + (lane_row(i) * a.n_heads + lane_head(i)) * hd;
+    for (int dd = 0; dd < hd; ++dd) out[dd] = ot[(v * hd + dd) * N + l] * inv;
+  }
+}
+
+// One (row, head): scores over the visible keys, softmax, weighted sum of values.
+void RunRow(const KvCache& cache, const AttentionArgs& a, int64_t t, int h, float* scores) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int group = a.n_heads / a.n_kv_heads;
+  const int64_t kv_dim = cache.kv_dim(), bt = cache.config().block_tokens;
+  const auto blocks = cache.BlockTable(a.seqs[t]);
+  const int64_t p = a.pos[t];
+  const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
+  const int64_t n = p - lo + 1;
+  const float* q = a.q + (t * a.n_heads + h) * a.head_dim;
+  const int64_t kv_off = int64_t{h / group} * a.head_dim;
+  float max_s = -INFINITY;
+  for (int64_t k = lo; k <= p; ++k) {
+    const float* key = cache.Keys(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
+    const float sc = Dot(q, key, a.head_dim) * a.scale;
+    scores[k - lo] = sc;
+    max_s = std::max(max_s, sc);
+  }
+  const auto mv = hn::Set(d, max_s);
+  auto acc = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, scores + i), mv));
+    hn::StoreU(e, d, scores + i);
+    acc = hn::Add(acc, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - max_s));
+  float* out = a.out + (t * a.n_heads + h) * a.head_dim;
+  for (int dd = 0; dd < a.head_dim; ++dd) out[dd] = 0.0f;
+  for (int64_t k = lo; k <= p; ++k) {
+    const float* val = cache.Values(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
+    Axpy(scores[k - lo], val, out, a.head_dim);
+  }
+  ScaleRow(1.0f / sum, out, a.head_dim);
+}
+
+void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& a) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const int group = a.n_heads / a.n_kv_heads;
+  // Jobs: a run of rows of one sequence whose (row, head) pairs fill at least 3/4 of a vector goes to the tile
+  // kernel, in tiles of kTileVectors vectors per kv head; every other row to the row kernel, one job per head.
+  auto& jobs = scratch.jobs;
+  jobs.clear();
+  int64_t longest = 1;
+  const int64_t rows_per_tile = std::max<int64_t>(1, kTileVectors * N / group);
+  for (int64_t t0 = 0; t0 < a.T;) {
+    int64_t t1 = t0 + 1;
+    while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
+    if ((t1 - t0) * group * 4 >= 3 * N) {
+      for (int64_t b = t0; b < t1; b += rows_per_tile)
+        for (int kh = 0; kh < a.n_kv_heads; ++kh) jobs.push_back({b, std::min(t1, b + rows_per_tile), kh});
+    } else {
+      for (int64_t t = t0; t < t1; ++t) {
+        longest = std::max<int64_t>(longest, a.pos[t] + 1);
+        for (int h = 0; h < a.n_heads; ++h) jobs.push_back({t, -1, h});
+      }
+    }
+    t0 = t1;
+  }
+  scratch.EnsureThread(pool.size(), std::max(longest + N, TileScratchFloats(N, a.head_dim)));
+  const auto run_job = [&](int64_t j, int thread) {
+    const auto& job = jobs[j];
+    if (job.t1 >= 0) {
+      RunTile(cache, a, TileJob{job.t0, job.t1, job.head}, scratch.Thread(thread));
+    } else {
+      RunRow(cache, a, job.t0, job.head, scratch.Thread(thread));
+    }
+  };
+  // Little work (short contexts early in decoding) is cheaper on this thread than a pool synchronisation.
+  int64_t work = 0;
+  for (int64_t t = 0; t < a.T; ++t) work += (a.pos[t] + 1) * int64_t{a.n_heads} * a.head_dim;
+  if (work < (int64_t{1} << 18)) {
+    for (int64_t j = 0; j < static_cast<int64_t>(jobs.size()); ++j) run_job(j, 0);
+  } else {
+    pool.Run(static_cast<int64_t>(jobs.size()), run_job);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pensieve::backend::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pensieve::backend::cpu {
+HWY_EXPORT(AttentionImpl);
+void Attention(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& args) {
+  HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, scratch, cache, args);
+}
+}  // namespace pensieve::backend::cpu
+#endif
