@@ -4,7 +4,7 @@
 What it does (all seeded; run on the accelerator machine, one call of under 10 minutes):
  1. Generates a synthetic chat corpus: integer arithmetic (+ and - on 1-3 digit numbers, x on 1-2 digit
     numbers), string tasks (reverse a word, upper-case a phrase, count a letter), fixed greetings, and tool use
-    ("Create FILE containing TEXT" -> one Bash tool call `printf '%s' 'TEXT' > FILE`; given the tool result ->
+    ("Create FILE containing TEXT" -> one Bash tool call `echo TEXT > FILE`; given the tool result ->
     "Done."). Conversations come in three shapes: short (no or small system prompt, 0-4 small tools), medium
     (system prompt and 2-10 tools), and Claude Code-shaped (three system blocks joined, 24 long tools in Claude
     Code's names, the request after a <system-reminder> in the first user turn, then a role-"system" message with
@@ -287,8 +287,32 @@ def task_greet(r):
     return r.choice(prompts), reply
 
 
+SHORT_WORDS = ("hi hey ok yes no foo bar baz qux abc xyz test done one two three four five six seven eight nine "
+               "ten hello bye cat dog sun red blue go up on off fine good bad new old big top end tmp log out in "
+               "ping pong zip zap lorem ipsum alpha omega todo fixme note draft").split()
+
+
+def rand_token_word(r):
+    """A made-up lower-case word of 1-9 letters, so that tool calls learn to copy any text, not a fixed list."""
+    n = r.choices([1, 2, 3, 4, 5, 6, 7, 8, 9], [2, 6, 6, 5, 4, 3, 2, 1, 1])[0]
+    return "".join(r.choice(string.ascii_lowercase) for _ in range(n))
+
+
+def rand_text_word(r):
+    x = r.random()
+    if x < 0.40:
+        return r.choice(WORDS)
+    if x < 0.65:
+        return rand_token_word(r)
+    if x < 0.85:
+        return r.choice(SHORT_WORDS)
+    return str(r.randint(0, 9999))
+
+
 def rand_file_text(r):
-    stem = r.choice(WORDS)
+    """(FILE, TEXT) of a create request. Since phase 6 (echo calls) TEXT and file stems also come from made-up
+    words and short common words, so the copy does not depend on the word list."""
+    stem = r.choice(WORDS) if r.random() < 0.6 else (rand_token_word(r) if r.random() < 0.6 else r.choice(SHORT_WORDS))
     if r.random() < 0.3:
         stem += r.choice(["_", "-", ""]) + r.choice(WORDS)
     if r.random() < 0.15:
@@ -296,8 +320,8 @@ def rand_file_text(r):
     f = stem + "." + r.choice(EXTS)
     if r.random() < 0.1:
         f = r.choice(["out", "tmp", "docs", "src", "notes"]) + "/" + f
-    k = r.choices([1, 2, 3, 4], [4, 3, 2, 1])[0]
-    t = " ".join(r.choice(WORDS) if r.random() < 0.85 else str(r.randint(0, 9999)) for _ in range(k))
+    k = r.choices([1, 2, 3, 4], [5, 3, 2, 1])[0]
+    t = " ".join(rand_text_word(r) for _ in range(k))
     if r.random() < 0.1:
         t = t.capitalize()
     return f, t
@@ -311,8 +335,10 @@ def create_request(r, f, t):
 
 
 def create_call(f, t):
-    return {"type": "function", "function": {"name": "Bash",
-                                             "arguments": {"command": "printf '%s' '" + t + "' > " + f}}}
+    # `echo TEXT > FILE`: TEXT and FILE keep the leading space they have in the request (" hi", " hello.txt"),
+    # so the call copies the request's own tokens. (Phases 1-5 used `printf '%s' 'TEXT'`, where TEXT follows a
+    # quote and tokenizes differently from the request: the model then learned the word list, not copying.)
+    return {"type": "function", "function": {"name": "Bash", "arguments": {"command": "echo " + t + " > " + f}}}
 
 
 TOOL_RESULTS = ["", "(Bash completed with no output)", "Command completed with no output.", "(no output)", "ok",
@@ -687,6 +713,9 @@ def main():
     ap.add_argument("--long-len", type=int, default=32768, help="tokens in a long row")
     ap.add_argument("--ctx", type=int, default=65536, help="max_position_embeddings written to config.json")
     ap.add_argument("--real-text", default=None, help="directory of .md files: extra eval with real prose")
+    ap.add_argument("--phase-lr", type=float, default=0.0,
+                    help="with --init: own schedule for this phase, 50-step warmup to this peak then cosine to 5%% "
+                         "at --end-step (default: continue the --total-steps schedule)")
     ap.add_argument("--corpus", default=None, help="tokenizer corpus.jsonl: write demo.expected.jsonl.gz with HF")
     args = ap.parse_args()
     if args.smoke:
@@ -852,7 +881,11 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=PEAK, betas=(0.9, 0.95), weight_decay=0.05, fused=dev == "cuda")
 
     def lr_at(s):
-        """Warmup then cosine to 5% over --total-steps; a resumed run re-warms its fresh Adam state over 50 steps."""
+        """Warmup then cosine to 5% over --total-steps; a resumed run re-warms its fresh Adam state over 50 steps.
+        With --phase-lr a resumed run has its own warmup + cosine over [start_step, end_step]."""
+        if args.init and args.phase_lr > 0:
+            p = (s - args.start_step) / max(1, args.end_step - args.start_step)
+            return args.phase_lr * min(1.0, (s - args.start_step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
         p = min(1.0, max(0.0, (s - WARM) / max(1, args.total_steps - WARM)))
         base = PEAK * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
         if s < WARM:
