@@ -168,6 +168,14 @@ ChatRequest ParseAnthropicRequest(const Json& body, const AnthropicParseOptions&
     }
   }
 
+  // Structured output: the reply text must be JSON. Constrained decoding guarantees one JSON object (the
+  // schema's keys and types are not enforced).
+  if (auto it = body.find("output_config"); it != body.end() && it->is_object()) {
+    if (auto f = it->find("format"); f != it->end() && f->is_object() && f->value("type", "") == "json_schema") {
+      req.json_object = true;
+    }
+  }
+
   // Tools: custom ones are rendered; typed server/client tools (web_search_*, bash_*, ...) are dropped.
   std::set<std::string> tool_names;
   if (auto it = body.find("tools"); it != body.end() && !it->is_null()) {

@@ -5,6 +5,8 @@
 #include "api/detokenizer.h"
 #include "api/ids.h"
 #include "api/stop_matcher.h"
+#include "chat/tool_call_syntax.h"
+#include "engine/json_constraint.h"
 
 namespace pensieve::api {
 namespace {
@@ -84,7 +86,8 @@ chat::RenderInput ChatPipeline::BuildRenderInput(const ChatRequest& request, std
     *prefill = messages.back().content;
     messages.pop_back();
   }
-  // Instructions we cannot (yet) enforce by constrained decoding are given to the model in the system turn.
+  // Forced tools and JSON mode are enforced by constrained decoding (see Start); the instruction still tells
+  // the model what it is writing, so the constrained text is meaningful rather than merely valid.
   std::string extra_system;
   if (request.json_object) extra_system += "Respond with a single valid JSON object and nothing else.";
   bool render_tools = !request.tools.empty() && request.tool_choice.mode != ToolChoice::Mode::kNone;
@@ -144,6 +147,7 @@ PreparedPrompt ChatPipeline::Prepare(const ChatRequest& request) const {
       }
     }
     p.starts_in_reasoning = chat::PromptOpensReasoning(p.text + prefill);
+    p.prefilled = !prefill.empty();
     p.text += prefill;
     // The template already wrote BOS where the model wants one (transformers' apply_chat_template does the same).
     p.tokens = tokenizer_.Encode(p.text, /*add_special=*/false, /*parse_special=*/true);
@@ -157,9 +161,50 @@ PreparedPrompt ChatPipeline::Prepare(const ChatRequest& request) const {
   return p;
 }
 
+std::shared_ptr<const engine::TokenBytes> ChatPipeline::TokenTable() const {
+  std::lock_guard lock(table_mu_);
+  if (!table_) table_ = engine::TokenBytes::Build(tokenizer_, engine_.vocab_size());
+  return table_;
+}
+
+std::shared_ptr<engine::TokenConstraint> ChatPipeline::Constrain(const ChatRequest& request,
+                                                                 const PreparedPrompt& prompt,
+                                                                 chat::ParserConfig* parser) const {
+  *parser = config_.parser;
+  parser->starts_in_reasoning = parser->reasoning && prompt.starts_in_reasoning;
+  if (request.raw_prompt || prompt.prefilled) return nullptr;
+  const bool forced_tool = !request.tools.empty() && (request.tool_choice.mode == ToolChoice::Mode::kAny ||
+                                                      request.tool_choice.mode == ToolChoice::Mode::kNamed);
+  if (!forced_tool && !request.json_object) return nullptr;
+  engine::JsonShape shape;
+  const std::string think_close = parser->starts_in_reasoning ? "</think>\n\n" : "";
+  if (forced_tool) {
+    // A template without a tool syntax of its own gets Hermes': the call is still parsed and reported.
+    if (parser->tools == chat::ToolFormat::kNone) parser->tools = chat::ToolFormat::kHermes;
+    std::vector<std::string> names;
+    for (const auto& t : request.tools) {
+      if (request.tool_choice.mode == ToolChoice::Mode::kAny || t.name == request.tool_choice.name) names.push_back(t.name);
+    }
+    chat::ToolCallSyntax syntax = chat::ForcedToolCallSyntax(parser->tools, names);
+    shape.openers.clear();
+    for (auto& o : syntax.openers) shape.openers.push_back(think_close + o);
+    shape.closer = syntax.closer;
+    shape.json.leading_space = true;  // the model writes its own ' {' after "arguments":
+  } else {
+    // Plain text: neither tool markup nor <think> inside the JSON may be taken for structure.
+    parser->tools = chat::ToolFormat::kNone;
+    parser->reasoning = false;
+    shape.openers = {think_close};
+  }
+  return engine::MakeJsonConstraint(std::move(shape), TokenTable(), config_.stop_token_ids);
+}
+
 std::unique_ptr<Generation> ChatPipeline::Start(const ChatRequest& request, PreparedPrompt prompt) {
-  std::unique_ptr<Generation> gen(new Generation(*this, request, prompt));
+  chat::ParserConfig parser;
+  std::shared_ptr<engine::TokenConstraint> constraint = Constrain(request, prompt, &parser);
+  std::unique_ptr<Generation> gen(new Generation(*this, request, prompt, parser));
   engine::GenerateRequest greq;
+  greq.constraint = std::move(constraint);
   greq.prompt = std::move(prompt.tokens);
   greq.max_tokens = prompt.max_tokens;
   greq.sampling = request.sampling;
@@ -204,7 +249,8 @@ std::unique_ptr<Generation> ChatPipeline::Start(const ChatRequest& request, Prep
   return gen;
 }
 
-Generation::Generation(ChatPipeline& pipeline, const ChatRequest& request, const PreparedPrompt& prompt)
+Generation::Generation(ChatPipeline& pipeline, const ChatRequest& request, const PreparedPrompt& prompt,
+                       const chat::ParserConfig& parser)
     : pipeline_(pipeline), engine_(pipeline.engine()) {
   prompt_tokens_ = static_cast<int>(prompt.tokens.size());
   raw_ = request.raw_prompt.has_value();
@@ -214,11 +260,7 @@ Generation::Generation(ChatPipeline& pipeline, const ChatRequest& request, const
   if (request.tool_choice.mode == ToolChoice::Mode::kNone || request.tools.empty()) max_tool_calls_ = 0;
   detok_ = std::make_unique<Detokenizer>(pipeline.tokenizer());
   stops_ = std::make_unique<StopMatcher>(request.stop);
-  if (!raw_ && pipeline.parsers_) {
-    chat::ParserConfig config = pipeline.config_.parser;
-    config.starts_in_reasoning = config.reasoning && prompt.starts_in_reasoning;
-    parser_ = pipeline.parsers_(config);
-  }
+  if (!raw_ && pipeline.parsers_) parser_ = pipeline.parsers_(parser);
 }
 
 Generation::~Generation() {

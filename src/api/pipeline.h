@@ -18,6 +18,7 @@
 #include "chat/chat_template.h"
 #include "chat/output_parser.h"
 #include "engine/engine.h"
+#include "engine/token_bytes.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::api {
@@ -36,6 +37,7 @@ struct PreparedPrompt {
   std::vector<int32_t> tokens;
   int max_tokens = 0;               // after clamping to the context
   bool starts_in_reasoning = false; // the prompt ends inside an opened <think>
+  bool prefilled = false;           // the prompt ends with the client's assistant prefill
 };
 
 class Generation;
@@ -52,6 +54,16 @@ class ChatPipeline {
   int CountTokens(const ChatRequest& request) const { return static_cast<int>(Prepare(request).tokens.size()); }
 
   // Submits; throws engine::QueueFull when the engine's queue is full.
+  //
+  // Constrained decoding (engine/json_constraint.h) makes two request kinds exact rather than instructed:
+  //  - a forced tool (tool_choice any / named, with tools): the output is one call in the model's own tool
+  //    syntax (chat/tool_call_syntax.h; Hermes when the template has none), the name one of the allowed tools
+  //    (the model picks), the arguments a JSON object; it then ends (stop reason tool_use). The tokens flow
+  //    through the same detokenizer and output parser as free text, so events are those of a free call.
+  //  - json_object: the text is one JSON object starting with '{' and ending at its '}' (reason end_turn);
+  //    tool and <think> markup are not parsed out of it.
+  // A prompt that opened <think> gets "</think>\n\n" forced first. With an assistant prefill neither applies
+  // (the prefill may already hold part of the answer): the instruction in the system turn remains.
   std::unique_ptr<Generation> Start(const ChatRequest& request, PreparedPrompt prompt);
 
   engine::Engine& engine() { return engine_; }
@@ -63,12 +75,18 @@ class ChatPipeline {
  private:
   friend class Generation;
   chat::RenderInput BuildRenderInput(const ChatRequest& request, std::string* prefill) const;
+  // The constraint for a request (null when free), and the parser config its output is read with.
+  std::shared_ptr<engine::TokenConstraint> Constrain(const ChatRequest& request, const PreparedPrompt& prompt,
+                                                     chat::ParserConfig* parser) const;
+  std::shared_ptr<const engine::TokenBytes> TokenTable() const;  // built on first use
 
   engine::Engine& engine_;
   const Tokenizer& tokenizer_;
   TemplateRenderer renderer_;
   ParserFactory parsers_;
   PipelineConfig config_;
+  mutable std::mutex table_mu_;
+  mutable std::shared_ptr<const engine::TokenBytes> table_;
 };
 
 // One running generation. Not thread-safe except Cancel(); destroying it cancels the engine sequence.
@@ -91,7 +109,8 @@ class Generation {
     bool finished = false;
     engine::Finish finish;
   };
-  Generation(ChatPipeline& pipeline, const ChatRequest& request, const PreparedPrompt& prompt);
+  Generation(ChatPipeline& pipeline, const ChatRequest& request, const PreparedPrompt& prompt,
+             const chat::ParserConfig& parser);
   void HandleToken(const engine::TokenOut& token);
   void HandleText(const std::string& text, bool final);
   void HandleFinish(const engine::Finish& finish);

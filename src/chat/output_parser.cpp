@@ -55,7 +55,8 @@ class Parser final : public OutputParser {
  public:
   explicit Parser(const ParserConfig& config) : config_(config) {
     if (config.starts_in_reasoning) mode_ = Mode::kThinking;
-    if (config.reasoning || config.starts_in_reasoning) text_markers_.push_back(kThinkOpen);
+    // starts_in_reasoning alone (JSON mode after a forced </think>) reads the reasoning, then plain text.
+    if (config.reasoning) text_markers_.push_back(kThinkOpen);
     switch (config.tools) {
       case ToolFormat::kHermes: text_markers_.push_back(kHermesOpen); break;
       case ToolFormat::kPhi4Mini: text_markers_.push_back(kPhiOpen); break;

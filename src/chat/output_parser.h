@@ -42,7 +42,8 @@ enum class ToolFormat { kNone, kHermes, kLlama3Json, kMistral, kPhi4Mini };
 struct ParserConfig {
   ToolFormat tools = ToolFormat::kNone;
   bool reasoning = false;         // model emits <think>...</think>
-  bool starts_in_reasoning = false;  // the prompt already opened <think> (generation starts inside it)
+  bool starts_in_reasoning = false;  // the prompt already opened <think> (generation starts inside it); without
+                                     // reasoning, later <think> text is not markup
 };
 
 class OutputParser {

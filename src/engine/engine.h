@@ -14,11 +14,13 @@
 //    within one decode step.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "engine/constraint.h"
 #include "util/error.h"
 
 namespace pensieve::engine {
@@ -50,6 +52,9 @@ struct GenerateRequest {
   SamplingParams sampling;
   std::vector<int32_t> stop_tokens;  // e.g. EOS ids: sampling one finishes with kStopToken; it is not reported
                                      // through on_token
+  // Optional constrained decoding (constraint.h): tokens are drawn only among those it allows; the sequence
+  // finishes with kStopToken as soon as it is Complete(). Used by the engine thread only.
+  std::shared_ptr<TokenConstraint> constraint;
 };
 
 struct TokenOut {

@@ -34,6 +34,7 @@ struct Sequence {
   bool cancel = false;
   bool done = false;
   TokenOut out;
+  std::vector<uint8_t> mask;  // constrained decoding: allowed tokens (vocab), built only when needed
 };
 
 // A finished sequence whose KV is kept so later prompts sharing its prefix skip that part of the prefill.
@@ -395,8 +396,26 @@ class LocalEngine final : public Engine {
 
   void SampleAndReport(Sequence& s, std::span<const float> row) {
     int32_t token;
+    TokenConstraint* c = s.req.constraint.get();
     try {
-      token = s.sampler->Sample(row, &s.out);
+      if (!c) {
+        token = s.sampler->Sample(row, &s.out);
+      } else if (auto forced = c->Plan(s.max_new - s.generated)) {
+        token = *forced;  // markup or closing brackets: no choice to sample
+        s.out.id = token;
+        s.out.logprob = 0.0f;
+        s.out.top.clear();
+      } else {
+        token = s.sampler->Sample(row, &s.out);
+        if (!c->Allows(token)) {
+          // Only now pay for the full mask (see constraint.h: this samples the masked distribution).
+          s.mask.resize(vocab_);
+          c->Mask(s.mask);
+          token = s.sampler->Sample(row, &s.out, s.mask);
+          if (!c->Allows(token)) throw Error("constrained decoding: no token can continue the output");
+        }
+      }
+      if (c) c->Accept(token);
     } catch (const std::exception& e) {
       End(s, FinishReason::kError, std::string("sampling failed: ") + e.what());
       return;
@@ -416,6 +435,8 @@ class LocalEngine final : public Engine {
     if (s.sink.on_token && !CallSafely([&] { keep = s.sink.on_token(s.out); })) keep = false;
     if (!keep || s.cancel) {
       End(s, FinishReason::kCancelled);
+    } else if (c && c->Complete()) {
+      End(s, FinishReason::kStopToken);  // the constrained output is whole: the stop token is implied
     } else if (s.generated >= s.max_new) {
       End(s, FinishReason::kLength);
     } else {

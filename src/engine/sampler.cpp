@@ -154,12 +154,18 @@ int32_t Sampler::SampleGreedy(TokenOut* out) {
   return best;
 }
 
-int32_t Sampler::Sample(std::span<const float> logits, TokenOut* out) {
+int32_t Sampler::Sample(std::span<const float> logits, TokenOut* out, std::span<const uint8_t> allowed) {
   if (static_cast<int>(logits.size()) != vocab_) {
     throw Error("sampler: logits row has " + std::to_string(logits.size()) + " entries, vocabulary has " +
                 std::to_string(vocab_));
   }
   std::copy(logits.begin(), logits.end(), work_.begin());
+  if (!allowed.empty()) {
+    if (static_cast<int>(allowed.size()) != vocab_) throw Error("sampler: mask size differs from the vocabulary");
+    for (int i = 0; i < vocab_; ++i) {
+      if (!allowed[i]) work_[i] = kNegInf;
+    }
+  }
   ApplyPenalties();
   if (params_.temperature == 0.0f) return SampleGreedy(out);
 

@@ -42,8 +42,10 @@ class Sampler {
   void Accept(int32_t token);
 
   // Picks the next token from logits (vocab_size floats); fills out->id, ->logprob and ->top
-  // (params.top_logprobs entries). Does not call Accept().
-  int32_t Sample(std::span<const float> logits, TokenOut* out);
+  // (params.top_logprobs entries). Does not call Accept(). With `allowed` (vocab_size entries), tokens whose
+  // entry is 0 are removed first (logit -inf), so the chain runs on the constrained distribution; when it
+  // removes everything, the result is token 0 with logprob 0 (callers check).
+  int32_t Sample(std::span<const float> logits, TokenOut* out, std::span<const uint8_t> allowed = {});
 
   const SamplingParams& params() const { return params_; }
 

@@ -132,11 +132,12 @@ Json WeatherRequest() {
     "messages":[{"role":"user","content":"What is the weather in Paris?"}]})");
 }
 
-TEST(Messages, ToolUseNonStreamAndStream) {  // §8.7, §8.8 (parsing side; forcing needs constrained decoding)
+TEST(Messages, ToolUseNonStreamAndStream) {  // §8.7, §8.8 (parsing side; forcing: tests/api/constrained_pipeline_test.cpp)
   TestServer s;
   Json b = WeatherRequest();
   b["tool_choice"] = Json::parse(R"({"type":"tool","name":"get_weather","disable_parallel_tool_use":true})");
   auto j = Json::parse(Post(s, "/v1/messages", b).body);
+  EXPECT_NE(s.world->engine.last_request().constraint, nullptr);  // forced by constrained decoding
   EXPECT_EQ(j["stop_reason"], "tool_use");
   int tool_uses = 0;
   for (auto& c : j["content"]) {
@@ -153,6 +154,7 @@ TEST(Messages, ToolUseNonStreamAndStream) {  // §8.7, §8.8 (parsing side; forc
   b["stream"] = true;
   b["tool_choice"] = Json::parse(R"({"type":"auto"})");
   HttpResult r = Post(s, "/v1/messages", b);
+  EXPECT_EQ(s.world->engine.last_request().constraint, nullptr);  // auto: the model decides
   StreamText(r);
   std::map<int, std::string> partial;
   for (const auto& f : ParseSse(r.body)) {

@@ -130,9 +130,13 @@ TEST(OpenAI, LogprobsAndJsonMode) {
   EXPECT_EQ(content[0]["token"], "H");
   EXPECT_EQ(content[0]["top_logprobs"].size(), 2u);
   EXPECT_EQ(s.world->engine.last_request().sampling.top_logprobs, 2);
+  EXPECT_EQ(s.world->engine.last_request().constraint, nullptr);  // free text
   r = Request(s.port, "POST", "/v1/chat/completions",
               R"({"model":"m","response_format":{"type":"json_object"},"messages":[{"role":"user","content":"Say hi"}]})");
   EXPECT_EQ(r.status, 200);
+  // JSON mode is enforced by constrained decoding, not only asked for (tests/api/constrained_pipeline_test.cpp
+  // shows what the constraint does with a real engine).
+  EXPECT_NE(s.world->engine.last_request().constraint, nullptr);
 }
 
 TEST(OpenAI, CompletionsEndpoint) {
