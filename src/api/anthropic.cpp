@@ -283,7 +283,13 @@ ChatRequest ParseAnthropicRequest(const Json& body, const AnthropicParseOptions&
         std::string type = GetString(b, "type", bw + ".", true);
         if (type == "text") {
           std::string text = GetString(b, "text", bw + ".", true);
-          if (IsBlank(text)) throw InvalidRequest(bw + ": text content blocks must contain non-whitespace text");
+          if (IsBlank(text)) {
+            // Our own streams open an empty text block to keep a long prefill alive (Claude Code's watchdog
+            // ignores pings), and clients send that block back in the next request's assistant turn: drop it there.
+            // Elsewhere a blank block is the client's mistake, rejected as the real API does.
+            if (r == ChatMessage::Role::kAssistant) continue;
+            throw InvalidRequest(bw + ": text content blocks must contain non-whitespace text");
+          }
           msg.content += text;
         } else if (type == "image") {
           if (!options.vision) throw InvalidRequest(bw + ": image content is not supported: the loaded model is text-only");

@@ -93,6 +93,26 @@ TEST(AnthropicRequest, MaxTokensRules) {  // §8.20
   EXPECT_EQ(ErrorOf(b, /*count_tokens=*/true), "");
 }
 
+// The empty text block our keep-alive opened comes back in the assistant turn (Claude Code sends its history
+// as streamed): it is dropped there, while a blank user block is still a 400 (above).
+TEST(AnthropicRequest, BlankAssistantTextBlockFromKeepAliveIsDropped) {
+  Json b = Base();
+  b["messages"] = Json::parse(R"([
+    {"role": "user", "content": "Create hello.txt containing hi"},
+    {"role": "assistant", "content": [{"type": "text", "text": ""},
+                                      {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "echo hi > hello.txt"}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}])");
+  ChatRequest r = ParseAnthropicRequest(b, {});
+  bool saw_call = false;
+  for (const auto& m : r.messages) {
+    if (m.role != ChatMessage::Role::kAssistant) continue;
+    EXPECT_EQ(m.content, "");
+    ASSERT_EQ(m.tool_calls.size(), 1u);
+    saw_call = m.tool_calls[0].name == "Bash";
+  }
+  EXPECT_TRUE(saw_call);
+}
+
 TEST(AnthropicRequest, BadInputsEach400) {  // §8.21 and wrong types
   Json b = Base();
   b.erase("messages");
