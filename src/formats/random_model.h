@@ -26,6 +26,29 @@ struct TensorSpec {
 // [2 * intermediate, hidden].
 std::vector<TensorSpec> HfTensorList(const ModelConfig& c);
 
+// A planted end-of-turn tendency, so that sampled replies of a random model end by themselves (tests of
+// clients that need a finished turn, e.g. Claude Code). Everything else stays random. How (WriteRandomModel):
+//  - every embedding row except `quiet_tokens` gets +a in hidden dimension 0, a = sqrt(hidden)/2, so the
+//    residual stream carries a stable direction that dominates the final RMSNorm: x[0] ~= sqrt(hidden);
+//  - the lm_head rows of `stop_tokens` (the embedding rows when tied) get +b in dimension 0, with b chosen so
+//    that the stop tokens together take probability p = 1 / mean_tokens at each step of plain temperature-1
+//    sampling: k * e^L / (k * e^L + (V - k) * e^(s^2/2)) = p, L = b * sqrt(hidden), s^2 = 0.02^2 * hidden the
+//    variance of the other (random) logits;
+//  - after a quiet token (chat templates' generation prompts end in one: a newline or a special token) x[0] is
+//    an ordinary O(1) coordinate, so a reply never stops at its first token: replies are non-empty and their
+//    length is 1 + Geometric(p) tokens, mean ~= mean_tokens.
+// Greedy decoding picks a stop token at once (it is the argmax), so use it with sampling. In tied models the
+// quiet tokens are never sampled (their logits lack the +a * x[0] the others get). In MLX-quantized form the
+// +a dominates its quantization group, which flattens the rest of that group of each embedding row.
+struct StopTendency {
+  std::vector<int64_t> stop_tokens;   // ids to end replies with (EOS, end-of-turn); config.json's eos_token_id
+  std::vector<int64_t> quiet_tokens;  // ids whose embeddings lack the stable direction (special, whitespace)
+  double mean_tokens = 16;            // target mean reply length in tokens (>= 2)
+};
+
+// The boost b of the stop tokens' rows in dimension 0 (see StopTendency); exposed for tests and --help.
+double StopBoost(const StopTendency& stop, int64_t hidden_size, int64_t vocab_size);
+
 struct RandomModelOptions {
   std::string shape = "tiny";  // one of RandomModelShapes()
   DType dtype = DType::kBF16;  // float dtype of weights (and of scales/biases when quantized)
@@ -35,12 +58,14 @@ struct RandomModelOptions {
   std::optional<int64_t> vocab, layers, ctx;
   std::string tokenizer_dir;            // copy tokenizer/generation files from here when set
   uint64_t max_shard_bytes = 5ull << 30;
+  std::optional<StopTendency> stop;     // none: every weight random (the default output is unchanged)
 };
 
 // "tiny", "llama-3.2-1b", "llama-3-8b", "phi-3-mini", "phi-4", "qwen3-0.6b".
 std::vector<std::string> RandomModelShapes();
 
-// config.json contents for a shape with the options' overrides applied. Throws Error for an unknown shape.
+// config.json contents for a shape with the options' overrides applied (with `stop`, eos_token_id is its stop
+// tokens). Throws Error for an unknown shape or an invalid StopTendency.
 nlohmann::json RandomModelConfigJson(const RandomModelOptions& opt);
 
 // Writes out_dir/config.json and the weights (model.safetensors, sharded above max_shard_bytes).
