@@ -68,7 +68,8 @@ void RegisterRandomModel(CLI::App& app) {
   cmd->add_option("--stop-after", opt->stop_after,
                   "Plant a stop tendency: sampled replies (temperature 1) end after about N tokens on average and "
                   "never at their first token; the EOS/end-of-turn tokens of --tokenizer get a high logit at every "
-                  "position, all other weights stay random. Needs --tokenizer; greedy decoding stops at once");
+                  "position, all other weights stay random. Calibrated for small hidden sizes (tiny); wider shapes "
+                  "stop less often. Needs --tokenizer; greedy decoding stops at once");
   cmd->callback([opt] {
     RandomModelOptions o;
     o.shape = opt->shape;
@@ -91,8 +92,10 @@ void RegisterRandomModel(CLI::App& app) {
       o.stop = MakeStopTendency(opt->tokenizer, opt->stop_after, vocab);
       std::string ids;
       for (int64_t id : o.stop->stop_tokens) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
-      std::printf("stop tendency: tokens %s, boost %.3f in dimension 0, p(stop) %.3f per step, %zu quiet tokens\n",
-                  ids.c_str(), StopBoost(*o.stop, hidden, vocab), 1.0 / opt->stop_after, o.stop->quiet_tokens.size());
+      const double beta = StopBoost(*o.stop, hidden, vocab);
+      std::printf("stop tendency: tokens %s, logit +%.2f (%.4f per element), p(stop) %.3f per step, %zu quiet tokens\n",
+                  ids.c_str(), beta * static_cast<double>(hidden), beta, 1.0 / opt->stop_after,
+                  o.stop->quiet_tokens.size());
     }
     auto t0 = std::chrono::steady_clock::now();
     auto files = WriteRandomModel(opt->out, o);

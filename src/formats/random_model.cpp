@@ -190,24 +190,28 @@ float RoundTo(DType dtype, float v) {
   return v;
 }
 
-// What the stop tendency adds to dimension 0 of each row of the embedding and of lm_head (see StopTendency).
+// What the stop tendency adds to every element of each row of the embedding and of lm_head (see StopTendency).
 struct StopPlan {
   std::vector<float> embed_add, head_add;  // by token id; empty when the tensor is untouched
+  std::vector<bool> is_stop;               // by token id
+  bool tied = false;
 };
 
 StopPlan PlanStop(const StopTendency& st, const ModelConfig& c) {
   const int64_t V = c.vocab_size, H = c.hidden_size;
-  const float a = static_cast<float>(std::sqrt(static_cast<double>(H)) / 2.0);
-  const float b = static_cast<float>(StopBoost(st, H, V));
+  const float beta = static_cast<float>(StopBoost(st, H, V));
   StopPlan plan;
-  plan.embed_add.assign(static_cast<size_t>(V), a);
+  plan.tied = c.tie_word_embeddings;
+  plan.is_stop.assign(static_cast<size_t>(V), false);
+  for (int64_t id : st.stop_tokens) plan.is_stop[static_cast<size_t>(id)] = true;
+  plan.embed_add.assign(static_cast<size_t>(V), 1.0f);
   for (int64_t id : st.quiet_tokens) plan.embed_add[static_cast<size_t>(id)] = 0.0f;
   if (c.tie_word_embeddings) {
-    // One matrix for both: a stop row's logit must exceed the others' (which carry +a) by b * x[0].
-    for (int64_t id : st.stop_tokens) plan.embed_add[static_cast<size_t>(id)] = a + b;
+    // One matrix for both: a stop row's logit must exceed the others' (which carry +1 each) by beta * sum(x).
+    for (int64_t id : st.stop_tokens) plan.embed_add[static_cast<size_t>(id)] = 1.0f + beta;
   } else {
     plan.head_add.assign(static_cast<size_t>(V), 0.0f);
-    for (int64_t id : st.stop_tokens) plan.head_add[static_cast<size_t>(id)] = b;
+    for (int64_t id : st.stop_tokens) plan.head_add[static_cast<size_t>(id)] = beta;
   }
   return plan;
 }
@@ -222,7 +226,7 @@ double StopBoost(const StopTendency& stop, int64_t hidden_size, int64_t vocab_si
   // Logit L of each stop token against V - k random logits of variance s^2 (E[e^z] = e^(s^2/2)).
   const double s2 = 0.02 * 0.02 * H;
   const double L = std::log(p / (1.0 - p)) + std::log((V - k) / k) + s2 / 2.0;
-  return L / std::sqrt(H);  // x[0] ~= sqrt(hidden) after the final RMSNorm
+  return L / H;  // sum(x) ~= hidden after the final RMSNorm
 }
 
 std::vector<std::string> WriteRandomModel(const std::string& out_dir, const RandomModelOptions& opt) {
@@ -247,13 +251,21 @@ std::vector<std::string> WriteRandomModel(const std::string& out_dir, const Rand
     const int64_t cols = t.shape.back();
     // 1: embedding, 2: lm_head (the rows the stop tendency touches); 0: others.
     const int which = t.name == "model.embed_tokens.weight" ? 1 : t.name == "lm_head.weight" ? 2 : 0;
-    // Row r: the random values, plus the stop tendency's addition in dimension 0 (rounded to the dtype).
+    // Row r: the random values, plus the stop tendency's addition to every element (rounded to the dtype).
     auto fill = [=](int64_t r, float* out) {
       FillRow(seed, h, r, mean, 0.02f, dt, out, cols);
       if (which == 0) return;
       const std::vector<float>& add = which == 1 ? plan->embed_add : plan->head_add;
-      if (!add.empty() && add[static_cast<size_t>(r)] != 0.0f)
-        out[0] = RoundTo(dt, out[0] + add[static_cast<size_t>(r)]);
+      if (add.empty() || add[static_cast<size_t>(r)] == 0.0f) return;
+      // A stop row's output side is centred first: its random sum(w) would otherwise shift its logit (x ~= ones)
+      // by N(0, s^2), a fixed error in p of the size e^(+-s).
+      float centre = 0.0f;
+      if (plan->is_stop[static_cast<size_t>(r)] && (which == 2) != plan->tied) {
+        double sum = 0;
+        for (int64_t j = 0; j < cols; ++j) sum += out[j];
+        centre = static_cast<float>(sum / static_cast<double>(cols));
+      }
+      for (int64_t j = 0; j < cols; ++j) out[j] = RoundTo(dt, out[j] - centre + add[static_cast<size_t>(r)]);
     };
     if (opt.quant_bits && ShouldQuantize(t.name, t.shape, dt, spec)) {
       AddQuantizedWeight(w, t.name.substr(0, t.name.size() - 7), rows, cols, spec, dt, fill);
