@@ -97,8 +97,8 @@ test('claude -p hello against pensieve serve on the demo model exits 0, prints i
   });
 
 test('claude -p hello against pensieve serve on a random-weight Qwen3-template model exits 0 with its text, only 2xx',
-  // Time on the shared 2-core dev machine under load (2026-11-26): about 70 s of prefill for the ~18.7k-token
-  // first turn, a few seconds of start-up; replies end after a few dozen tokens at most.
+  // Time on the shared 2-core dev machine (2026-11-26): the 18,723-token first turn took 9-12 s of prefill at
+  // load ~2.5, 21-27 s at load ~5 and 71 s beside a parallel build; the whole test 24-25 s. Replies: 4-100 tokens.
   { skip: !binary || !fs.existsSync(binary) || !fs.existsSync(`${qwen3}/tokenizer_config.json`) || !haveClaude
     ? 'needs the pensieve binary, shared/data/tokenizers/qwen3 and node_modules/.bin/claude' : false, timeout: 900000 }, async () => {
     const model = path.join(tmp, 'model');
