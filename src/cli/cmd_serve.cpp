@@ -5,12 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "api/pipeline.h"
 #include "backend/cpu/cpu_backend.h"
@@ -18,6 +15,7 @@
 #include "chat/output_parser.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/stop_tokens.h"
 #include "engine/local_engine.h"
 #include "model/model.h"
 #include "server/api_service.h"
@@ -48,32 +46,6 @@ struct ServeArgs {
 constexpr const char* kChatMlTemplate =
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
-
-// EOS and end-of-turn tokens: the tokenizer's EOS, generation_config.json's eos_token_id (int or list), and the
-// end-of-turn markers of the common chat formats when the vocabulary has them.
-std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& tok) {
-  std::vector<int32_t> ids;
-  auto add = [&](int64_t id) {
-    if (id >= 0 && id < tok.vocab_size() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<int32_t>(id));
-  };
-  if (auto eos = tok.eos_id()) add(*eos);
-  std::ifstream gen(model_dir + "/generation_config.json");
-  if (gen) {
-    auto j = nlohmann::json::parse(gen, nullptr, false);
-    if (j.is_object() && j.contains("eos_token_id")) {
-      if (j["eos_token_id"].is_number_integer()) add(j["eos_token_id"].get<int64_t>());
-      if (j["eos_token_id"].is_array()) {
-        for (auto& v : j["eos_token_id"]) {
-          if (v.is_number_integer()) add(v.get<int64_t>());
-        }
-      }
-    }
-  }
-  for (const char* t : {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"}) {
-    if (auto id = tok.TokenId(t); id && tok.IsSpecial(*id)) add(*id);
-  }
-  return ids;
-}
 
 void Serve(const ServeArgs& a) {
   // Signals are taken by one thread with sigwait: block them before any other thread starts.

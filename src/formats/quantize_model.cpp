@@ -17,7 +17,7 @@ using nlohmann::json;
 
 const std::vector<std::string>& ModelSideFiles() {
   static const std::vector<std::string> kFiles = {
-      "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+      "tokenizer.json", "tokenizer.json.gz", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
       "generation_config.json", "chat_template.jinja", "chat_template.json", "added_tokens.json",
       "vocab.json", "merges.txt"};
   return kFiles;

@@ -41,7 +41,8 @@ struct QuantizeStats {
 // Throws Error for an already-quantized input, an unsupported spec or an unreadable model.
 QuantizeStats QuantizeModelDir(const std::string& in_dir, const std::string& out_dir, const QuantSpec& spec);
 
-// Files copied beside the weights by quantize and random-model --tokenizer (those that exist).
+// Files copied beside the weights by quantize and random-model --tokenizer (those that exist; tokenizer.json.gz is
+// the compressed tokenizer.json that LoadTokenizer also reads).
 const std::vector<std::string>& ModelSideFiles();
 
 }  // namespace pensieve

@@ -124,6 +124,21 @@ json RandomModelConfigJson(const RandomModelOptions& opt) {
     j["max_position_embeddings"] = *opt.ctx;
   }
   j["torch_dtype"] = opt.dtype == DType::kF32 ? "float32" : opt.dtype == DType::kF16 ? "float16" : "bfloat16";
+  if (opt.stop) {
+    const StopTendency& st = *opt.stop;
+    const int64_t V = j["vocab_size"].get<int64_t>();
+    if (!(st.mean_tokens >= 2.0) || !std::isfinite(st.mean_tokens))
+      throw Error("random-model: the mean reply length must be a number >= 2");
+    if (st.stop_tokens.empty()) throw Error("random-model: a stop tendency needs stop tokens");
+    if (static_cast<int64_t>(st.stop_tokens.size()) >= V) throw Error("random-model: too many stop tokens");
+    for (const auto* list : {&st.stop_tokens, &st.quiet_tokens})
+      for (int64_t id : *list)
+        if (id < 0 || id >= V)
+          throw Error("random-model: token id " + std::to_string(id) + " is outside the vocabulary (" +
+                      std::to_string(V) + ")");
+    // Every reader of config.json (e.g. `pensieve generate`) then stops on the tokens made likely.
+    j["eos_token_id"] = st.stop_tokens.size() == 1 ? json(st.stop_tokens[0]) : json(st.stop_tokens);
+  }
   if (opt.quant_bits) {
     json q = {{"group_size", opt.group_size}, {"bits", opt.quant_bits}};
     j["quantization"] = q;
@@ -169,7 +184,50 @@ void FillRow(uint64_t seed, uint64_t name_hash, int64_t r, float mean, float std
 
 bool IsNormWeight(const std::string& name) { return name.find("norm.weight") != std::string::npos; }
 
+float RoundTo(DType dtype, float v) {
+  if (dtype == DType::kBF16) return BF16ToF32(F32ToBF16(v));
+  if (dtype == DType::kF16) return F16ToF32(F32ToF16(v));
+  return v;
+}
+
+// What the stop tendency adds to every element of each row of the embedding and of lm_head (see StopTendency).
+struct StopPlan {
+  std::vector<float> embed_add, head_add;  // by token id; empty when the tensor is untouched
+  std::vector<bool> is_stop;               // by token id
+  bool tied = false;
+};
+
+StopPlan PlanStop(const StopTendency& st, const ModelConfig& c) {
+  const int64_t V = c.vocab_size, H = c.hidden_size;
+  const float beta = static_cast<float>(StopBoost(st, H, V));
+  StopPlan plan;
+  plan.tied = c.tie_word_embeddings;
+  plan.is_stop.assign(static_cast<size_t>(V), false);
+  for (int64_t id : st.stop_tokens) plan.is_stop[static_cast<size_t>(id)] = true;
+  plan.embed_add.assign(static_cast<size_t>(V), 1.0f);
+  for (int64_t id : st.quiet_tokens) plan.embed_add[static_cast<size_t>(id)] = 0.0f;
+  if (c.tie_word_embeddings) {
+    // One matrix for both: a stop row's logit must exceed the others' (which carry +1 each) by beta * sum(x).
+    for (int64_t id : st.stop_tokens) plan.embed_add[static_cast<size_t>(id)] = 1.0f + beta;
+  } else {
+    plan.head_add.assign(static_cast<size_t>(V), 0.0f);
+    for (int64_t id : st.stop_tokens) plan.head_add[static_cast<size_t>(id)] = beta;
+  }
+  return plan;
+}
+
 }  // namespace
+
+double StopBoost(const StopTendency& stop, int64_t hidden_size, int64_t vocab_size) {
+  const double p = 1.0 / stop.mean_tokens;
+  const double k = static_cast<double>(stop.stop_tokens.size());
+  const double V = static_cast<double>(vocab_size);
+  const double H = static_cast<double>(hidden_size);
+  // Logit L of each stop token against V - k random logits of variance s^2 (E[e^z] = e^(s^2/2)).
+  const double s2 = 0.02 * 0.02 * H;
+  const double L = std::log(p / (1.0 - p)) + std::log((V - k) / k) + s2 / 2.0;
+  return L / H;  // sum(x) ~= hidden after the final RMSNorm
+}
 
 std::vector<std::string> WriteRandomModel(const std::string& out_dir, const RandomModelOptions& opt) {
   if (!IsFloat(opt.dtype) || opt.dtype == DType::kF64) throw Error("random-model: dtype must be f32, f16 or bf16");
@@ -185,20 +243,38 @@ std::vector<std::string> WriteRandomModel(const std::string& out_dir, const Rand
   w.SetMetadata({{"format", opt.quant_bits ? "mlx" : "pt"}});
   const DType dt = opt.dtype;
   const uint64_t seed = opt.seed;
+  auto plan = std::make_shared<const StopPlan>(opt.stop ? PlanStop(*opt.stop, config) : StopPlan{});
   for (const TensorSpec& t : HfTensorList(config)) {
     const uint64_t h = HashName(t.name);
     const float mean = IsNormWeight(t.name) ? 1.0f : 0.0f;
     const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
     const int64_t cols = t.shape.back();
+    // 1: embedding, 2: lm_head (the rows the stop tendency touches); 0: others.
+    const int which = t.name == "model.embed_tokens.weight" ? 1 : t.name == "lm_head.weight" ? 2 : 0;
+    // Row r: the random values, plus the stop tendency's addition to every element (rounded to the dtype).
+    auto fill = [=](int64_t r, float* out) {
+      FillRow(seed, h, r, mean, 0.02f, dt, out, cols);
+      if (which == 0) return;
+      const std::vector<float>& add = which == 1 ? plan->embed_add : plan->head_add;
+      if (add.empty() || add[static_cast<size_t>(r)] == 0.0f) return;
+      // A stop row's output side is centred first: its random sum(w) would otherwise shift its logit (x ~= ones)
+      // by N(0, s^2), a fixed error in p of the size e^(+-s).
+      float centre = 0.0f;
+      if (plan->is_stop[static_cast<size_t>(r)] && (which == 2) != plan->tied) {
+        double sum = 0;
+        for (int64_t j = 0; j < cols; ++j) sum += out[j];
+        centre = static_cast<float>(sum / static_cast<double>(cols));
+      }
+      for (int64_t j = 0; j < cols; ++j) out[j] = RoundTo(dt, out[j] - centre + add[static_cast<size_t>(r)]);
+    };
     if (opt.quant_bits && ShouldQuantize(t.name, t.shape, dt, spec)) {
-      AddQuantizedWeight(w, t.name.substr(0, t.name.size() - 7), rows, cols, spec, dt,
-                         [=](int64_t r, float* out) { FillRow(seed, h, r, mean, 0.02f, dt, out, cols); });
+      AddQuantizedWeight(w, t.name.substr(0, t.name.size() - 7), rows, cols, spec, dt, fill);
       continue;
     }
     w.AddLazy(t.name, dt, t.shape, [=](std::byte* dst, size_t) {
       std::vector<float> row(static_cast<size_t>(cols));
       for (int64_t r = 0; r < rows; ++r) {
-        FillRow(seed, h, r, mean, 0.02f, dt, row.data(), cols);
+        fill(r, row.data());
         if (dt == DType::kF32) {
           std::memcpy(dst + r * cols * 4, row.data(), static_cast<size_t>(cols) * 4);
         } else {

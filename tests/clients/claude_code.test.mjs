@@ -4,9 +4,10 @@
 //     its turn): the CLI must exit 0, print the model's text, and the server must answer only 2xx;
 //  2. `pensieve serve` on a random-weight model with the Qwen3 tokenizer and its tool-capable chat template at
 //     64k context: the whole real pipeline (template with CC's 24 tools, a role:system last message, adaptive
-//     thinking, ~19k-token prefill with keep-alives) must answer only 2xx and bill the real prompt size. A
-//     random-weight model practically never samples EOS, so the CLI ends with "exceeded the N output token
-//     maximum" (exit 1) there; that message, and nothing else, is accepted.
+//     thinking, ~19k-token prefill with keep-alives) must end the turn by itself (the model is written with
+//     `random-model --stop-after 16`, which makes its end-of-turn tokens likely: replies of ~16 random tokens on
+//     average, never empty), so the CLI exits 0 and prints the model's text; the server answers only 2xx and
+//     bills the real prompt size.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -95,29 +96,31 @@ test('claude -p hello against pensieve serve on the demo model exits 0, prints i
     }
   });
 
-test('claude -p hello against pensieve serve on a random-weight Qwen3-template model: only 2xx, real prompt billed',
+test('claude -p hello against pensieve serve on a random-weight Qwen3-template model exits 0 with its text, only 2xx',
+  // Time on the shared 2-core dev machine (2026-11-26): the 18,723-token first turn took 9-12 s of prefill at
+  // load ~2.5, 21-27 s at load ~5 and 71 s beside a parallel build; the whole test 24-25 s. Replies: 4-100 tokens.
   { skip: !binary || !fs.existsSync(binary) || !fs.existsSync(`${qwen3}/tokenizer_config.json`) || !haveClaude
     ? 'needs the pensieve binary, shared/data/tokenizers/qwen3 and node_modules/.bin/claude' : false, timeout: 900000 }, async () => {
     const model = path.join(tmp, 'model');
-    const made = spawnSync(binary, ['random-model', '--shape', 'tiny', '--ctx', '65536', '--vocab', '151936', '--tokenizer', qwen3, model],
-      { encoding: 'utf8' });
+    const made = spawnSync(binary, ['random-model', '--shape', 'tiny', '--ctx', '65536', '--vocab', '151936', '--tokenizer', qwen3,
+      '--stop-after', '16', model], { encoding: 'utf8' });
     assert.equal(made.status, 0, made.stderr);
-    // random-model copies tokenizer.json but not the gzip-compressed copy the shared data ships.
-    for (const f of ['tokenizer.json', 'tokenizer.json.gz']) {
-      if (fs.existsSync(path.join(qwen3, f)) && !fs.existsSync(path.join(model, f))) fs.copyFileSync(path.join(qwen3, f), path.join(model, f));
-    }
     const server = await startServer(binary, ['serve', '--model', model, '--port', '0', '--name', 'qwen3-local']);
     try {
-      // Keep the random model's answers short: it would otherwise generate until max_tokens (32000).
-      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'qwen3-local', '--output-format', 'json'], 840000,
-        { CLAUDE_CODE_MAX_OUTPUT_TOKENS: '8' });
+      // No CLAUDE_CODE_MAX_OUTPUT_TOKENS: the model ends its turn itself (max_tokens stays Claude Code's 32000).
+      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'qwen3-local', '--output-format', 'json'], 840000);
       const detail = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nserver:\n${server.log.join('\n')}`;
+      assert.equal(r.code, 0, detail);
       const result = JSON.parse(r.stdout.trim().split('\n').pop());
-      if (r.code !== 0) assert.match(result.result, /exceeded the \d+ output token maximum/, detail);
+      assert.equal(result.is_error, false, detail);
+      assert.equal(result.stop_reason, 'end_turn', detail);
+      assert.ok(result.result.length > 0, detail);  // the model's text (random tokens), printed
+      assert.ok(result.usage.output_tokens > 0 && result.usage.output_tokens < 1000, detail);
       assert.ok(result.usage.input_tokens > 15000, detail);  // ≈19k tokens per request with the Qwen3 template
       const lines = server.requestLines();
       assert.ok(lines.some((l) => l.includes('HEAD /')), detail);
       assert.ok(lines.some((l) => l.includes('POST /v1/messages?beta=true 200')), detail);
+      // Every answer 2xx, count_tokens included (2.1.197 in -p mode sends none; a later version may).
       assert.deepEqual(non2xx(server), [], detail);
     } finally {
       await server.stop();

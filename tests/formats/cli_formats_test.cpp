@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
 #include <sys/wait.h>
 
 #include "temp_dir.h"
@@ -69,6 +71,43 @@ TEST(CliFormats, RandomModelTiny) {
   RunResult bad = RunCli("random-model --shape nope " + dir.path() + "/x");
   EXPECT_EQ(bad.code, 1);
   EXPECT_THAT(bad.out, HasSubstr("unknown shape 'nope'"));
+}
+
+// --stop-after with the Qwen3 tokenizer: sampled replies to a ChatML prompt end by themselves at <|im_end|> or
+// <|endoftext|> (config.json's eos_token_id, which `generate` stops on), are never empty, and average about N.
+TEST(CliFormats, RandomModelStopAfterEndsSampledReplies) {
+  PENSIEVE_REQUIRE_SHARED();
+  test::TempDir dir;
+  const std::string m = dir.path() + "/m";
+  RunResult r = RunCli("random-model --shape tiny --vocab 151936 --tokenizer " + test::SharedDir() +
+                       "/data/tokenizers/qwen3 --stop-after 8 " + m);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("stop tendency: tokens 151645, 151643"));
+  EXPECT_TRUE(std::filesystem::exists(m + "/tokenizer.json.gz"));
+  std::filesystem::remove(m + "/tokenizer.json.gz");  // ids in, ids out: spare each run the tokenizer's load
+  const int kRuns = 24, kMax = 200;
+  int total = 0;
+  for (int seed = 1; seed <= kRuns; ++seed) {
+    RunResult g = RunCli("generate --model " + m + " --temperature 1 --max-tokens " + std::to_string(kMax) +
+                         " --print-ids --threads 1 --seed " + std::to_string(seed) +
+                         // <|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n (Qwen3 ids)
+                         " --prompt-ids 151644,872,198,14990,151645,198,151644,77091,198");
+    ASSERT_EQ(g.code, 0) << g.out;
+    // The ids line (stderr's timing line is mixed into the output too).
+    std::vector<long> out;
+    std::istringstream lines(g.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty() || line.find_first_not_of("0123456789 ") != std::string::npos) continue;
+      std::istringstream ids(line);
+      for (long id; ids >> id;) out.push_back(id);
+    }
+    ASSERT_GE(out.size(), 2u) << "seed " << seed << ": " << g.out;  // text, then the stop token
+    EXPECT_TRUE(out.back() == 151645 || out.back() == 151643) << "seed " << seed << ": " << g.out;
+    total += static_cast<int>(out.size()) - 1;
+  }
+  const double mean = static_cast<double>(total) / kRuns;
+  EXPECT_GT(mean, 3.0);  // N = 8; the spread of a geometric mean over 24 runs is about +-1.5
+  EXPECT_LT(mean, 20.0);
 }
 
 TEST(CliFormats, BadFilesGiveOneClearError) {

@@ -121,6 +121,52 @@ TEST(RandomModel, ShardsAndTokenizerCopy) {
   EXPECT_GT(st.Files().size(), 1u);
 }
 
+// The stop tendency adds 1 to the embedding rows (all but the quiet tokens) and beta to the stop tokens' lm_head
+// rows, and changes nothing else; config.json's eos_token_id becomes the stop tokens.
+TEST(RandomModel, StopTendencyAddsToEmbeddingAndStopRows) {
+  test::TempDir plain, planted;
+  RandomModelOptions o;
+  o.dtype = DType::kF32;
+  o.seed = 9;
+  WriteRandomModel(plain.path(), o);
+  o.stop = StopTendency{{2, 7}, {1, 2, 3}, 8.0};
+  WriteRandomModel(planted.path(), o);
+  TensorStore a = TensorStore::Open(plain.path()), b = TensorStore::Open(planted.path());
+  ModelConfig c = LoadModelConfig(planted.path());
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{2, 7}));
+  const int64_t H = c.hidden_size;
+  const double boost = StopBoost(*o.stop, H, c.vocab_size);
+  // p = 1/8 over 2 stop tokens of 256: L = ln(1/7) + ln(127) + 0.0128 = beta * hidden.
+  EXPECT_NEAR(boost * 64.0, std::log(1.0 / 7.0) + std::log(127.0) + 0.0004 * 64 / 2, 1e-9);
+  for (const std::string& n : a.Names()) {
+    const TensorView& x = a.Get(n);
+    const TensorView& y = b.Get(n);
+    ASSERT_EQ(x.shape, y.shape) << n;
+    if (n != "model.embed_tokens.weight" && n != "lm_head.weight") {
+      EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << n;
+      continue;
+    }
+    for (int64_t r = 0; r < x.shape[0]; ++r) {
+      double centre = 0;  // stop rows of lm_head are centred first
+      if (n == "lm_head.weight" && (r == 2 || r == 7)) {
+        for (int64_t j = 0; j < H; ++j) centre += x.as<float>()[r * H + j];
+        centre /= static_cast<double>(H);
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        const float want_add = n == "lm_head.weight" ? (r == 2 || r == 7 ? static_cast<float>(boost) : 0.0f)
+                                                     : (r >= 1 && r <= 3 ? 0.0f : 1.0f);
+        EXPECT_FLOAT_EQ(y.as<float>()[r * H + j], x.as<float>()[r * H + j] - static_cast<float>(centre) + want_add)
+            << n << " " << r << "," << j;
+      }
+    }
+  }
+  o.stop->stop_tokens = {256};
+  EXPECT_THROW(RandomModelConfigJson(o), Error);
+  o.stop->stop_tokens = {2};
+  o.stop->mean_tokens = 1.5;
+  EXPECT_THROW(RandomModelConfigJson(o), Error);
+}
+
 TEST(Quantize, Stories260KLayoutAndValues) {
   PENSIEVE_REQUIRE_SHARED();
   std::string src = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
