@@ -134,6 +134,8 @@ ChatRequest ParseAnthropicRequest(const Json& body, const AnthropicParseOptions&
   }
 
   // Sampling: the API's default temperature is 1.
+  const auto given = [&](const char* key) { auto it = body.find(key); return it != body.end() && !it->is_null(); };
+  req.sampling_set = {given("temperature"), given("top_p"), given("top_k"), false};
   req.sampling.temperature = static_cast<float>(GetNumber(body, "temperature", 0.0, 1.0, 1.0));
   req.sampling.top_p = static_cast<float>(GetNumber(body, "top_p", 0.0, 1.0, 1.0));
   if (auto it = body.find("top_k"); it != body.end() && !it->is_null()) {

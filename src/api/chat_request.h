@@ -75,12 +75,25 @@ struct ToolChoice {
   bool disable_parallel = false;    // at most one call
 };
 
+// The model's recommended sampling (generation_config.json), used for fields a request leaves out, as vLLM
+// does: a local model's own defaults beat the API's generic temperature 1.
+struct SamplingDefaults {
+  std::optional<float> temperature;  // 0 when the model asks for greedy decoding (do_sample false)
+  std::optional<float> top_p;
+  std::optional<int> top_k;
+  std::optional<float> min_p;
+};
+
 struct ChatRequest {
   std::string model;                 // as the client named it (echoed back)
   std::vector<ChatMessage> messages; // system prompt first (if any), then the conversation
   std::vector<ToolDef> tools;
   ToolChoice tool_choice;
   engine::SamplingParams sampling;
+  // Which of these the client set; the others take the model's defaults (SamplingDefaults) where it has them.
+  struct {
+    bool temperature = false, top_p = false, top_k = false, min_p = false;
+  } sampling_set;
   std::vector<std::string> stop;     // text-level stop sequences, never emitted
   int max_tokens = 256;
   std::optional<bool> thinking;      // nullopt: the template's default

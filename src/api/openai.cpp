@@ -41,6 +41,8 @@ std::optional<int64_t> Integer(const Json& body, const char* key, int64_t lo, in
 
 // Common sampling fields of both endpoints.
 void ParseSampling(const Json& body, ChatRequest& req, OpenAIOptions* options) {
+  const auto given = [&](const char* key) { auto it = body.find(key); return it != body.end() && !it->is_null(); };
+  req.sampling_set = {given("temperature"), given("top_p"), given("top_k"), given("min_p")};
   req.sampling.temperature = static_cast<float>(Number(body, "temperature", 0.0, 2.0, 1.0));
   req.sampling.top_p = static_cast<float>(Number(body, "top_p", 0.0, 1.0, 1.0));
   req.sampling.min_p = static_cast<float>(Number(body, "min_p", 0.0, 1.0, 0.0));

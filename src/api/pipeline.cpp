@@ -208,6 +208,11 @@ std::unique_ptr<Generation> ChatPipeline::Start(const ChatRequest& request, Prep
   greq.prompt = std::move(prompt.tokens);
   greq.max_tokens = prompt.max_tokens;
   greq.sampling = request.sampling;
+  const SamplingDefaults& d = config_.sampling_defaults;
+  if (!request.sampling_set.temperature && d.temperature) greq.sampling.temperature = *d.temperature;
+  if (!request.sampling_set.top_p && d.top_p) greq.sampling.top_p = *d.top_p;
+  if (!request.sampling_set.top_k && d.top_k) greq.sampling.top_k = *d.top_k;
+  if (!request.sampling_set.min_p && d.min_p) greq.sampling.min_p = *d.min_p;
   greq.stop_tokens = config_.stop_token_ids;
   std::weak_ptr<Generation::Shared> weak = gen->shared_;
   engine::Sink sink;

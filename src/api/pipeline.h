@@ -30,6 +30,7 @@ struct PipelineConfig {
   std::vector<int32_t> stop_token_ids;  // EOS and end-of-turn tokens
   chat::ParserConfig parser;            // what the model's output looks like
   bool vision = false;
+  SamplingDefaults sampling_defaults;   // for sampling fields a request leaves out
 };
 
 struct PreparedPrompt {

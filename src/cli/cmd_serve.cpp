@@ -15,6 +15,7 @@
 #include "chat/output_parser.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
+#include "cli/sampling_defaults.h"
 #include "cli/stop_tokens.h"
 #include "engine/local_engine.h"
 #include "model/model.h"
@@ -83,6 +84,7 @@ void Serve(const ServeArgs& a) {
   api::PipelineConfig pc;
   pc.parser = chat::DetectParserConfig(tmpl->source(), specials);
   pc.stop_token_ids = StopTokens(src.dir, *tokenizer);
+  pc.sampling_defaults = ReadSamplingDefaults(src.dir);
 
   engine::EngineOptions eo;
   eo.max_queue = a.max_queue;
@@ -111,6 +113,8 @@ void Serve(const ServeArgs& a) {
   service.set_server(&http);
   int port = http.Listen(a.host, a.port);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "pensieve: sampling for fields a request leaves out (generation_config.json): %s\n",
+               Describe(pc.sampling_defaults).c_str());
   std::fprintf(stderr, "pensieve: serving %s as '%s' on http://%s:%d (context %d tokens, tools %d, reasoning %d, loaded in %.1f s)\n",
                src.embedded ? "the built-in demo model" : src.dir.c_str(), so.model_id.c_str(), a.host.c_str(), port, engine->context_length(),
                static_cast<int>(pc.parser.tools), pc.parser.reasoning ? 1 : 0, load_s);

@@ -61,6 +61,31 @@ TEST(Pipeline, PlainAnswerEndsTurnWithUsage) {
   EXPECT_EQ(test::ValidateAnthropicSse(Encode(events, f.usage.prompt_tokens())), "");
 }
 
+// Fields a request leaves out take the model's generation_config defaults; fields it sets are kept.
+TEST(Pipeline, ModelSamplingDefaultsFillOnlyUnsetFields) {
+  FakeWorld w;
+  SamplingDefaults d;
+  d.temperature = 0.0f;
+  d.top_k = 20;
+  ChatPipeline p(w.engine, w.tokenizer, test::FakeRender,
+                 [](const chat::ParserConfig& c) { return std::make_unique<test::FakeParser>(c.starts_in_reasoning); },
+                 PipelineConfig{{test::FakeTokenizer::kEos}, chat::ParserConfig{chat::ToolFormat::kHermes, true, false}, false, d});
+  ChatRequest r = User("Say hi");
+  r.sampling.temperature = 1.0f;  // the API default, not set by the client
+  RunAll(p, r);
+  EXPECT_EQ(w.engine.last_request().sampling.temperature, 0.0f);
+  EXPECT_EQ(w.engine.last_request().sampling.top_k, 20);
+  r.sampling.temperature = 0.7f;
+  r.sampling_set.temperature = true;
+  RunAll(p, r);
+  EXPECT_FLOAT_EQ(w.engine.last_request().sampling.temperature, 0.7f);
+  EXPECT_EQ(w.engine.last_request().sampling.top_k, 20);
+  r.sampling_set.top_k = true;
+  r.sampling.top_k = 0;
+  RunAll(p, r);
+  EXPECT_EQ(w.engine.last_request().sampling.top_k, 0);
+}
+
 TEST(Pipeline, StopSequenceNeverEmitted) {  // §8.6
   FakeWorld w;
   ChatRequest r = User("count 1 to 10");

@@ -79,6 +79,8 @@ TEST(DemoServe, NoArgumentsServesDemoModelFastAndAnswers42) {
   ASSERT_GT(port, 0) << log;
   std::printf("[demo serve] listening after %.2f s: %s", startup_s, log.c_str());
   EXPECT_LT(startup_s, 2.0) << log;
+  // The demo's generation_config.json says do_sample false: requests without a temperature decode greedily.
+  EXPECT_NE(log.find("(generation_config.json): temperature 0 (greedy)"), std::string::npos) << log;
   EXPECT_NE(log.find("'pensieve-demo'"), std::string::npos) << log;
 
   httplib::Client client("127.0.0.1", port);

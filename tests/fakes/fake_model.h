@@ -168,7 +168,7 @@ struct FakeWorld {
       : engine(ScriptFor, ctx, slots, max_queue),
         pipeline(engine, tokenizer, FakeRender,
                  [](const chat::ParserConfig& c) { return std::make_unique<FakeParser>(c.starts_in_reasoning); },
-                 api::PipelineConfig{{FakeTokenizer::kEos}, chat::ParserConfig{chat::ToolFormat::kHermes, true, false}, false}) {}
+                 api::PipelineConfig{{FakeTokenizer::kEos}, chat::ParserConfig{chat::ToolFormat::kHermes, true, false}, false, {}}) {}
 };
 
 }  // namespace pensieve::test
