@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { startServer } from './helpers.mjs';
+import { startServer, statusOf } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
 const claude = path.resolve('node_modules/.bin/claude');
@@ -52,13 +52,15 @@ function runClaude(args, cwd, timeoutMs) {
   });
 }
 
+// Also anthropic-api.md §8.33 (with the CLI version pinned here): stream-json output, exit 0, the file, only 2xx
+// answers in the server log, a result event with the billed input tokens.
 test('claude -p "Create hello.txt containing hi" --allowedTools Bash on the demo model writes hello.txt',
   { skip, timeout: 600000 }, async () => {
     const work = path.join(tmp, 'work');
     fs.mkdirSync(work);
     const t0 = Date.now();
-    const r = await runClaude(['-p', 'Create hello.txt containing hi', '--allowedTools', 'Bash', '--output-format', 'json'],
-      work, 570000);
+    const r = await runClaude(['-p', 'Create hello.txt containing hi', '--allowedTools', 'Bash',
+      '--output-format', 'stream-json', '--verbose'], work, 570000);
     const secs = (Date.now() - t0) / 1000;
     const detail = `claude exited ${r.code} after ${secs.toFixed(1)} s\nstdout: ${r.stdout}\nstderr: ${r.stderr}\n` +
       `server:\n${server.log.join('\n')}`;
@@ -67,4 +69,13 @@ test('claude -p "Create hello.txt containing hi" --allowedTools Bash on the demo
     const file = path.join(work, 'hello.txt');
     assert.ok(fs.existsSync(file), `hello.txt was not created\n${detail}`);
     assert.equal(fs.readFileSync(file, 'utf8').trim(), 'hi', detail);
+    const events = r.stdout.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l));
+    const result = events.find((e) => e.type === 'result');
+    assert.ok(result, detail);
+    assert.equal(result.is_error, false, detail);
+    assert.equal(result.result, 'Done.', detail);
+    assert.ok(result.usage.input_tokens + result.usage.cache_read_input_tokens > 30000, detail);
+    const lines = server.requestLines();
+    assert.ok(lines.filter((l) => l.includes('POST /v1/messages?beta=true 200')).length >= 2, detail);
+    assert.deepEqual(lines.filter((l) => statusOf(l) < 200 || statusOf(l) >= 300), [], detail);
   });
