@@ -13,6 +13,7 @@
 #include "chat/output_parser.h"
 #include "engine/local_engine.h"
 #include "fakes/fake_model.h"
+#include "fakes/run_pipeline.h"
 #include "fakes/sse_validator.h"
 #include "test_paths.h"
 
@@ -40,15 +41,7 @@ struct RealWorld {
   }
 };
 
-std::vector<ChatEvent> RunAll(ChatPipeline& p, const ChatRequest& r) {
-  auto gen = p.Start(r, p.Prepare(r));
-  std::vector<ChatEvent> events;
-  ChatEvent e;
-  for (int i = 0; i < 2000 && !gen->done(); ++i) {
-    while (gen->Next(&e, std::chrono::milliseconds(50))) events.push_back(e);
-  }
-  return events;
-}
+using test::RunAll;
 
 ChatRequest Request(std::optional<uint64_t> seed) {
   ChatRequest r;

@@ -6,6 +6,7 @@
 
 #include "api/anthropic.h"
 #include "fakes/fake_model.h"
+#include "fakes/run_pipeline.h"
 #include "fakes/sse_validator.h"
 
 namespace pensieve::api {
@@ -13,15 +14,7 @@ namespace {
 
 using test::FakeWorld;
 
-std::vector<ChatEvent> RunAll(ChatPipeline& p, const ChatRequest& r) {
-  auto gen = p.Start(r, p.Prepare(r));
-  std::vector<ChatEvent> events;
-  ChatEvent e;
-  for (int i = 0; i < 1000 && !gen->done(); ++i) {
-    while (gen->Next(&e, std::chrono::milliseconds(50))) events.push_back(e);
-  }
-  return events;
-}
+using test::RunAll;
 
 ChatRequest User(const std::string& text, int max_tokens = 100) {
   ChatRequest r;

@@ -187,8 +187,6 @@ void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, f
 
 // One (row, head): scores over the visible keys, softmax, weighted sum of values.
 void RunRow(const KvCache& cache, const AttentionArgs& a, int64_t t, int h, float* scores) {
-  const DF d;
-  const int64_t N = hn::Lanes(d);
   const int group = a.n_heads / a.n_kv_heads;
   const int64_t kv_dim = cache.kv_dim(), bt = cache.config().block_tokens;
   const auto blocks = cache.BlockTable(a.seqs[t]);
@@ -204,16 +202,7 @@ void RunRow(const KvCache& cache, const AttentionArgs& a, int64_t t, int h, floa
     scores[k - lo] = sc;
     max_s = std::max(max_s, sc);
   }
-  const auto mv = hn::Set(d, max_s);
-  auto acc = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, scores + i), mv));
-    hn::StoreU(e, d, scores + i);
-    acc = hn::Add(acc, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - max_s));
+  const float sum = ExpSumRow(scores, n, max_s);
   float* out = a.out + (t * a.n_heads + h) * a.head_dim;
   for (int dd = 0; dd < a.head_dim; ++dd) out[dd] = 0.0f;
   for (int64_t k = lo; k <= p; ++k) {

@@ -212,23 +212,28 @@ HWY_INLINE void GeluMulRow(const float* g, const float* u, int64_t n, float* out
   }
 }
 
-// x = softmax(x), in place.
-HWY_INLINE void SoftmaxRow(float* x, int64_t n) {
+// x[i] = exp(x[i] - m) in place; returns the sum (the unnormalised softmax of a row whose max is m).
+HWY_INLINE float ExpSumRow(float* x, int64_t n, float m) {
   const DF d;
   const int64_t N = hn::Lanes(d);
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
   const auto mv = hn::Set(d, m);
   auto acc = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    const auto e = hn::CallExp(d, hn::Sub(hn::LoadU(d, x + i), mv));
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), mv));
     hn::StoreU(e, d, x + i);
     acc = hn::Add(acc, e);
   }
   float sum = hn::GetLane(hn::SumOfLanes(d, acc));
   for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - m));
-  ScaleRow(1.0f / sum, x, n);
+  return sum;
+}
+
+// x = softmax(x), in place.
+HWY_INLINE void SoftmaxRow(float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  ScaleRow(1.0f / ExpSumRow(x, n, m), x, n);
 }
 
 // y += x
