@@ -4,8 +4,9 @@
 //    queries (no horizontal sums). Keys are visited in chunks with an online softmax (running max and sum per
 //    lane); each chunk is applied to all query vectors of the tile while it is hot in L1, so the KV cache is
 //    read once per tile instead of once per query row.
-//  - row kernel, for runs of a few rows (decode): one (row, head) per task, all scores of the row, softmax,
-//    weighted sum of values. With few queries per key, lanes of a tile would sit idle.
+//  - row kernel, for runs of a few rows (decode): one row and the query heads of one kv head per task, all
+//    scores of the row, softmax, weighted sum of values; each key and value row is read once per task. With
+//    few queries per key, lanes of a tile would sit idle.
 #include "backend/cpu/simd_targets.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -25,6 +26,8 @@ namespace pensieve::backend::cpu {
 constexpr int64_t kTileVectors = 8;
 constexpr int64_t kChunk = 32;
 constexpr int64_t kSub = 8;
+// Most query heads one row-kernel job handles (their scores are kept side by side).
+constexpr int kMaxRowHeads = 8;
 // Masked scores. Finite on purpose: a lane whose keys in a chunk are all masked gets exp(0) = 1 weights, and
 // the correction factor exp(-1e30 - real max) = 0 erases them as soon as a visible key arrives (every row sees
 // at least its own key), where -inf would give NaN from -inf - -inf.
@@ -185,31 +188,35 @@ void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, f
   }
 }
 
-// One (row, head): scores over the visible keys, softmax, weighted sum of values.
-void RunRow(const KvCache& cache, const AttentionArgs& a, int64_t t, int h, float* scores) {
-  const int group = a.n_heads / a.n_kv_heads;
+// One row and `count` consecutive query heads from h0 that share one kv head: scores over the visible keys,
+// softmax, weighted sum of values. Each key and value row is read once for all of them (at long context decode
+// is bound by these reads). scores: count * (visible keys) floats.
+void RunRowHeads(const KvCache& cache, const AttentionArgs& a, int64_t t, int h0, int count, float* scores) {
+  const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
   const int64_t kv_dim = cache.kv_dim(), bt = cache.config().block_tokens;
   const auto blocks = cache.BlockTable(a.seqs[t]);
   const int64_t p = a.pos[t];
   const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
   const int64_t n = p - lo + 1;
-  const float* q = a.q + (t * a.n_heads + h) * a.head_dim;
-  const int64_t kv_off = int64_t{h / group} * a.head_dim;
-  float max_s = -INFINITY;
+  const float* q = a.q + (t * a.n_heads + h0) * hd;
+  const int64_t kv_off = int64_t{h0 / group} * hd;
   for (int64_t k = lo; k <= p; ++k) {
     const float* key = cache.Keys(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
-    const float sc = Dot(q, key, a.head_dim) * a.scale;
-    scores[k - lo] = sc;
-    max_s = std::max(max_s, sc);
+    for (int g = 0; g < count; ++g) scores[g * n + k - lo] = Dot(q + g * hd, key, hd) * a.scale;
   }
-  const float sum = ExpSumRow(scores, n, max_s);
-  float* out = a.out + (t * a.n_heads + h) * a.head_dim;
-  for (int dd = 0; dd < a.head_dim; ++dd) out[dd] = 0.0f;
+  float* out = a.out + (t * a.n_heads + h0) * hd;
+  float inv[kMaxRowHeads];
+  for (int g = 0; g < count; ++g) {
+    float max_s = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) max_s = std::max(max_s, scores[g * n + i]);
+    inv[g] = 1.0f / ExpSumRow(scores + g * n, n, max_s);
+    for (int dd = 0; dd < hd; ++dd) out[g * hd + dd] = 0.0f;
+  }
   for (int64_t k = lo; k <= p; ++k) {
     const float* val = cache.Values(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
-    Axpy(scores[k - lo], val, out, a.head_dim);
+    for (int g = 0; g < count; ++g) Axpy(scores[g * n + k - lo], val, out + g * hd, hd);
   }
-  ScaleRow(1.0f / sum, out, a.head_dim);
+  for (int g = 0; g < count; ++g) ScaleRow(inv[g], out + g * hd, hd);
 }
 
 void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& a) {
@@ -217,11 +224,21 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
   const int64_t N = hn::Lanes(d);
   const int group = a.n_heads / a.n_kv_heads;
   // Jobs: a run of rows of one sequence whose (row, head) pairs fill at least 3/4 of a vector goes to the tile
-  // kernel, in tiles of kTileVectors vectors per kv head; every other row to the row kernel, one job per head.
+  // kernel, in tiles of kTileVectors vectors per kv head; every other row to the row kernel, one job per kv
+  // head (its query heads together), split into smaller head sets only when that leaves threads idle.
   auto& jobs = scratch.jobs;
   jobs.clear();
-  int64_t longest = 1;
+  int64_t longest = 1, row_jobs_rows = 0;
   const int64_t rows_per_tile = std::max<int64_t>(1, kTileVectors * N / group);
+  for (int64_t t0 = 0; t0 < a.T;) {
+    int64_t t1 = t0 + 1;
+    while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
+    if ((t1 - t0) * group * 4 < 3 * N) row_jobs_rows += t1 - t0;
+    t0 = t1;
+  }
+  const int64_t split = std::min<int64_t>(
+      group, std::max<int64_t>(1, pool.size() / std::max<int64_t>(1, row_jobs_rows * a.n_kv_heads)));
+  const int heads_per_job = static_cast<int>(std::min<int64_t>(kMaxRowHeads, (group + split - 1) / split));
   for (int64_t t0 = 0; t0 < a.T;) {
     int64_t t1 = t0 + 1;
     while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
@@ -231,18 +248,20 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
     } else {
       for (int64_t t = t0; t < t1; ++t) {
         longest = std::max<int64_t>(longest, a.pos[t] + 1);
-        for (int h = 0; h < a.n_heads; ++h) jobs.push_back({t, -1, h});
+        for (int kh = 0; kh < a.n_kv_heads; ++kh)
+          for (int g = 0; g < group; g += heads_per_job)
+            jobs.push_back({t, -std::min(heads_per_job, group - g), kh * group + g});
       }
     }
     t0 = t1;
   }
-  scratch.EnsureThread(pool.size(), std::max(longest + N, TileScratchFloats(N, a.head_dim)));
+  scratch.EnsureThread(pool.size(), std::max(longest * heads_per_job + N, TileScratchFloats(N, a.head_dim)));
   const auto run_job = [&](int64_t j, int thread) {
     const auto& job = jobs[j];
     if (job.t1 >= 0) {
       RunTile(cache, a, TileJob{job.t0, job.t1, job.head}, scratch.Thread(thread));
     } else {
-      RunRow(cache, a, job.t0, job.head, scratch.Thread(thread));
+      RunRowHeads(cache, a, job.t0, job.head, static_cast<int>(-job.t1), scratch.Thread(thread));
     }
   };
   // Little work (short contexts early in decoding) is cheaper on this thread than a pool synchronisation.

@@ -12,7 +12,7 @@
 namespace pensieve::backend::cpu {
 
 // One unit of attention work (attention.cpp): t1 >= 0: rows [t0, t1) of one sequence against kv head `head`
-// (tile kernel); t1 < 0: row t0, query head `head` (row kernel).
+// (tile kernel); t1 < 0: row t0, the -t1 query heads from `head` on, which share one kv head (row kernel).
 struct AttentionJob {
   int64_t t0, t1;
   int head;
