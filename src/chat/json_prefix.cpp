@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "util/utf8.h"
+
 namespace pensieve::chat {
 namespace {
 
@@ -156,21 +158,12 @@ bool JsonPrefix::Push(unsigned char c) {
       }
       if (c < 0x20) return false;
       if (c < 0x80) return true;
-      // UTF-8 lead bytes (RFC 3629 table): the first continuation's range excludes overlongs and surrogates.
-      utf8_lo_ = 0x80;
-      utf8_hi_ = 0xBF;
-      if (c >= 0xC2 && c <= 0xDF) {
-        utf8_left_ = 1;
-      } else if (c >= 0xE0 && c <= 0xEF) {
-        utf8_left_ = 2;
-        if (c == 0xE0) utf8_lo_ = 0xA0;
-        if (c == 0xED) utf8_hi_ = 0x9F;
-      } else if (c >= 0xF0 && c <= 0xF4) {
-        utf8_left_ = 3;
-        if (c == 0xF0) utf8_lo_ = 0x90;
-        if (c == 0xF4) utf8_hi_ = 0x8F;
-      } else {
-        return false;
+      {
+        utf8::Lead lead;
+        if (!utf8::ParseLead(c, &lead)) return false;
+        utf8_left_ = static_cast<uint8_t>(lead.continuation);
+        utf8_lo_ = lead.first_lo;
+        utf8_hi_ = lead.first_hi;
       }
       return true;
     case kEscape:

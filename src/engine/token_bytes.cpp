@@ -4,6 +4,7 @@
 #include <span>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace pensieve::engine {
 namespace {
@@ -14,28 +15,17 @@ bool CleanUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    int n;
-    unsigned char lo = 0x80, hi = 0xBF;
     if (c < 0x80) {
       ++i;
       continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
     }
+    utf8::Lead lead;
+    if (!utf8::ParseLead(c, &lead)) return false;
+    const int n = lead.continuation;
     for (int k = 1; k <= n; ++k) {
       if (i + k >= s.size()) return false;
       unsigned char b = static_cast<unsigned char>(s[i + k]);
-      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return false;
+      if (b < (k == 1 ? lead.first_lo : 0x80) || b > (k == 1 ? lead.first_hi : 0xBF)) return false;
     }
     i += n + 1;
   }
