@@ -301,7 +301,10 @@ TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
 // a chunk that starts after a cached prefix (chunked prefill), sliding windows, and decode rows of other
 // sequences in the same call (row kernel).
 TEST_P(OpsTest, AttentionTilesMatchScalarAcrossShapes) {
-  cpu::CpuBackend be(2);
+  // 16 threads: tiles shrink (down to one vector) so that there are at least two per thread.
+  for (int threads : {2, 16}) {
+  SCOPED_TRACE(testing::Message() << threads << " threads");
+  cpu::CpuBackend be(threads);
   ref::ReferenceBackend rb;
   struct Shape { int heads, kv_heads, head_dim, block_tokens, window; };
   for (const Shape& sh : {Shape{4, 2, 64, 16, 0}, Shape{8, 8, 12, 4, 0}, Shape{28, 4, 20, 16, 0},
@@ -345,6 +348,7 @@ TEST_P(OpsTest, AttentionTilesMatchScalarAcrossShapes) {
     args.out = got.data();
     be.Attention(cache, args);
     for (int64_t i = 0; i < T * q_dim; ++i) ASSERT_NEAR(got[i], want[i], 2e-5f) << "row " << i / q_dim;
+  }
   }
 }
 

@@ -229,12 +229,25 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
   auto& jobs = scratch.jobs;
   jobs.clear();
   int64_t longest = 1, row_jobs_rows = 0;
-  const int64_t rows_per_tile = std::max<int64_t>(1, kTileVectors * N / group);
-  for (int64_t t0 = 0; t0 < a.T;) {
-    int64_t t1 = t0 + 1;
-    while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
-    if ((t1 - t0) * group * 4 < 3 * N) row_jobs_rows += t1 - t0;
-    t0 = t1;
+  // Rows per tile: kTileVectors full vectors, halved (down to one vector) while the tiles would leave threads
+  // idle: a 256-row prefill chunk of a 2-kv-head model makes only 8 full tiles.
+  int64_t rows_per_tile = std::max<int64_t>(1, kTileVectors * N / group);
+  const int64_t min_rows_per_tile = std::max<int64_t>(1, N / group);
+  for (;;) {
+    int64_t tiles = 0;
+    row_jobs_rows = 0;
+    for (int64_t t0 = 0; t0 < a.T;) {
+      int64_t t1 = t0 + 1;
+      while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
+      if ((t1 - t0) * group * 4 < 3 * N) {
+        row_jobs_rows += t1 - t0;
+      } else {
+        tiles += (t1 - t0 + rows_per_tile - 1) / rows_per_tile * a.n_kv_heads;
+      }
+      t0 = t1;
+    }
+    if (tiles == 0 || tiles >= 2 * pool.size() || rows_per_tile / 2 < min_rows_per_tile) break;
+    rows_per_tile /= 2;
   }
   const int64_t split = std::min<int64_t>(
       group, std::max<int64_t>(1, pool.size() / std::max<int64_t>(1, row_jobs_rows * a.n_kv_heads)));
