@@ -289,10 +289,11 @@ TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
       for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[d], v[d], 1e-6f);
       for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[12 + d], v[d], 1e-6f);
       // Window 1: every query sees only its own key (q - k < 1), so each head returns its kv head's value.
-      if (window == 1)
+      if (window == 1) {
         for (int64_t t = 0; t < T; ++t)
           for (int h = 0; h < 4; ++h)
             for (int d = 0; d < 12; ++d) ASSERT_NEAR(got[(t * 4 + h) * 12 + d], v[t * 24 + (h / 2) * 12 + d], 1e-6f);
+      }
     }
 }
 
