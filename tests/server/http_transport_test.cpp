@@ -12,6 +12,7 @@
 #include "fakes/http_client.h"
 #include "fakes/sse_validator.h"
 #include "fakes/test_server.h"
+#include "sanitizer.h"
 
 namespace pensieve::test {
 namespace {
@@ -173,7 +174,9 @@ TEST(HttpTransport, QueueFullIs529WithRetryAfter) {  // §8.27
       HttpResult r = Request(s.port, "POST", "/v1/messages", body);
       if (r.status == 200) {
         ++ok;
-        if (i % 2) EXPECT_EQ(ValidateAnthropicSse(r.body), "");
+        if (i % 2) {
+          EXPECT_EQ(ValidateAnthropicSse(r.body), "");
+        }
       } else if (r.status == 529) {
         ++overloaded;
         EXPECT_EQ(r.headers["retry-after"], "1");
@@ -242,6 +245,7 @@ long RssKb() {
 }
 
 TEST(HttpTransport, ThousandSequentialRequestsKeepRssFlat) {  // issue 4 acceptance: within 5% after the first 100
+  if (test::kUnderAsan) GTEST_SKIP() << "ASan's quarantine keeps freed memory resident: RSS bounds mean nothing here";
   TestServer s;
   long after100 = 0;
   for (int i = 0; i < 1000; ++i) {
