@@ -13,43 +13,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync, spawn } from 'node:child_process';
-import { startServer, statusOf } from './helpers.mjs';
+import { spawnSync } from 'node:child_process';
+import { claudeBin, runClaude, startServer, statusOf } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
 const fakeServer = process.env.PENSIEVE_FAKE_SERVER;
 const qwen3 = `${process.env.PENSIEVE_SHARED_DIR ?? '../../../shared'}/data/tokenizers/qwen3`;
-const claude = path.resolve('node_modules/.bin/claude');
-const haveClaude = fs.existsSync(claude);
+const haveClaude = fs.existsSync(claudeBin);
 let tmp;
 
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pensieve-cc-')); });
 after(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }); });
 
-function runClaude(baseURL, args, timeoutMs, extraEnv = {}) {
-  const home = path.join(tmp, 'home');
-  const work = path.join(tmp, 'work');
-  fs.mkdirSync(home, { recursive: true });
-  fs.mkdirSync(work, { recursive: true });
-  fs.writeFileSync(path.join(home, '.claude.json'), JSON.stringify({ hasCompletedOnboarding: true }));
-  return new Promise((resolve) => {
-    const child = spawn(claude, args, {
-      cwd: work,
-      env: {
-        PATH: process.env.PATH, HOME: home,
-        ANTHROPIC_BASE_URL: baseURL, ANTHROPIC_AUTH_TOKEN: 'local',
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1',
-        ...extraEnv,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
+function runClaudeHere(baseURL, args, timeoutMs, env = {}) {
+  return runClaude({ baseURL, args, home: path.join(tmp, 'home'), cwd: path.join(tmp, 'work'), timeoutMs, env });
 }
 
 function non2xx(server) {
@@ -60,7 +37,7 @@ test('claude -p hello against the fake-engine server exits 0 with the model text
   { skip: !fakeServer || !haveClaude ? 'needs pensieve_fake_server and node_modules/.bin/claude' : false, timeout: 300000 }, async () => {
     const server = await startServer(fakeServer, ['--port', '0', '--ctx', '400000']);
     try {
-      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'fake-model', '--output-format', 'json'], 240000);
+      const r = await runClaudeHere(server.baseURL, ['-p', 'hello', '--model', 'fake-model', '--output-format', 'json'], 240000);
       const detail = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nserver:\n${server.log.join('\n')}`;
       assert.equal(r.code, 0, detail);
       const result = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -81,7 +58,7 @@ test('claude -p hello against pensieve serve on the demo model exits 0, prints i
       ? 'needs the pensieve binary, models/demo and node_modules/.bin/claude' : false, timeout: 600000 }, async () => {
     const server = await startServer(binary, ['serve', '--port', '0']);  // no --model: the demo model
     try {
-      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'demo', '--output-format', 'json'], 570000);
+      const r = await runClaudeHere(server.baseURL, ['-p', 'hello', '--model', 'demo', '--output-format', 'json'], 570000);
       const detail = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nserver:\n${server.log.join('\n')}`;
       assert.equal(r.code, 0, detail);
       const result = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -106,7 +83,7 @@ test('claude -p hello against pensieve serve on a random-weight Qwen3-template m
     const server = await startServer(binary, ['serve', '--model', model, '--port', '0', '--name', 'qwen3-local']);
     try {
       // No CLAUDE_CODE_MAX_OUTPUT_TOKENS: the model ends its turn itself (max_tokens stays Claude Code's 32000).
-      const r = await runClaude(server.baseURL, ['-p', 'hello', '--model', 'qwen3-local', '--output-format', 'json'], 840000);
+      const r = await runClaudeHere(server.baseURL, ['-p', 'hello', '--model', 'qwen3-local', '--output-format', 'json'], 840000);
       const detail = `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\nserver:\n${server.log.join('\n')}`;
       assert.equal(r.code, 0, detail);
       const result = JSON.parse(r.stdout.trim().split('\n').pop());

@@ -7,14 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { startServer, statusOf } from './helpers.mjs';
+import { claudeBin, runClaude, startServer, statusOf } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
-const claude = path.resolve('node_modules/.bin/claude');
 // Claude Code's first turn is 30,649 tokens in the demo tokenizer; its prefill took 61 s on the shared 2-vCPU dev
 // VM under load (2026-11-26, tiled CPU attention), the second turn reuses that prefix.
-const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(claude)
+const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(claudeBin)
   ? 'needs the pensieve binary and node_modules/.bin/claude' : false;
 let tmp;
 let server;
@@ -29,29 +27,6 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function runClaude(args, cwd, timeoutMs) {
-  const home = path.join(tmp, 'home');
-  fs.mkdirSync(home, { recursive: true });
-  fs.writeFileSync(path.join(home, '.claude.json'), JSON.stringify({ hasCompletedOnboarding: true }));
-  return new Promise((resolve) => {
-    const child = spawn(claude, args, {
-      cwd,
-      env: {
-        PATH: process.env.PATH, HOME: home,
-        ANTHROPIC_BASE_URL: server.baseURL, ANTHROPIC_AUTH_TOKEN: 'local',
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
-
 // Also anthropic-api.md §8.33 (with the CLI version pinned here): stream-json output, exit 0, the file, only 2xx
 // answers in the server log, a result event with the billed input tokens.
 test('claude -p "Create hello.txt containing hi" --allowedTools Bash on the demo model writes hello.txt',
@@ -59,8 +34,10 @@ test('claude -p "Create hello.txt containing hi" --allowedTools Bash on the demo
     const work = path.join(tmp, 'work');
     fs.mkdirSync(work);
     const t0 = Date.now();
-    const r = await runClaude(['-p', 'Create hello.txt containing hi', '--allowedTools', 'Bash',
-      '--output-format', 'stream-json', '--verbose'], work, 570000);
+    const r = await runClaude({
+      baseURL: server.baseURL, home: path.join(tmp, 'home'), cwd: work, timeoutMs: 570000,
+      args: ['-p', 'Create hello.txt containing hi', '--allowedTools', 'Bash', '--output-format', 'stream-json', '--verbose'],
+    });
     const secs = (Date.now() - t0) / 1000;
     const detail = `claude exited ${r.code} after ${secs.toFixed(1)} s\nstdout: ${r.stdout}\nstderr: ${r.stderr}\n` +
       `server:\n${server.log.join('\n')}`;

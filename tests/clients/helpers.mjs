@@ -1,7 +1,11 @@
 // Starting and stopping servers for the client tests. The fake server prints "listening on PORT" (stdout);
 // `pensieve serve --port 0` prints "serving ... on http://HOST:PORT" (stderr). Both log one line per request
-// to stderr, which tests inspect (e.g. "only 2xx").
+// to stderr, which tests inspect (e.g. "only 2xx"). runClaude runs the pinned Claude Code CLI against a server.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const claudeBin = path.resolve('node_modules/.bin/claude');
 
 export function startServer(command, args, { timeoutMs = 120000, env = {} } = {}) {
   return new Promise((resolve, reject) => {
@@ -43,4 +47,31 @@ export function startServer(command, args, { timeoutMs = 120000, env = {} } = {}
 export function statusOf(line) {
   const m = line.match(/^pensieve: [A-Z]+ \S+ (\d{3})/);
   return m ? Number(m[1]) : 0;
+}
+
+// Runs `claude ...args` in cwd with HOME=home (onboarding marked done, so print mode starts at once), pointed at
+// baseURL with a local token and no nonessential traffic; extra env on top. Killed after timeoutMs.
+// Resolves {code, stdout, stderr}.
+export function runClaude({ baseURL, args, home, cwd, timeoutMs, env = {} }) {
+  fs.mkdirSync(home, { recursive: true });
+  fs.mkdirSync(cwd, { recursive: true });
+  fs.writeFileSync(path.join(home, '.claude.json'), JSON.stringify({ hasCompletedOnboarding: true }));
+  return new Promise((resolve) => {
+    const child = spawn(claudeBin, args, {
+      cwd,
+      env: {
+        PATH: process.env.PATH, HOME: home,
+        ANTHROPIC_BASE_URL: baseURL, ANTHROPIC_AUTH_TOKEN: 'local',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_AUTOUPDATER: '1', DISABLE_TELEMETRY: '1',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
 }
