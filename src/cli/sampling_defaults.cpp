@@ -1,5 +1,6 @@
 #include "cli/sampling_defaults.h"
 
+#include <cstdio>
 #include <fstream>
 
 #include <nlohmann/json.hpp>

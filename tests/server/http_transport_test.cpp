@@ -56,18 +56,13 @@ TEST(HttpTransport, OversizedBodyIs413WithoutReadingIt) {  // §8.22
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
 }
 
-TEST(HttpTransport, SlowLorisHeadTimesOut) {
-  server::HttpOptions h;
-  h.header_timeout_ms = 500;
-  TestServer s({}, h);
-  int fd = Connect(s.port);
-  ASSERT_GE(fd, 0);
-  SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\n");
+// Sends `byte` every 100 ms (for up to 3 s) while waiting for the server's answer; closes fd. Returns the
+// answer and how long it took.
+std::pair<HttpResult, Clock::duration> TrickleAndRead(int fd, const char* byte) {
   auto t0 = Clock::now();
-  // Trickle a header byte every 100 ms: per-read timeouts would never fire, the head deadline does.
-  std::thread trickle([fd] {
+  std::thread trickle([fd, byte] {
     for (int i = 0; i < 30; ++i) {
-      if (::send(fd, "X", 1, MSG_NOSIGNAL) <= 0) return;
+      if (::send(fd, byte, 1, MSG_NOSIGNAL) <= 0) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
@@ -75,6 +70,18 @@ TEST(HttpTransport, SlowLorisHeadTimesOut) {
   auto waited = Clock::now() - t0;
   trickle.join();
   ::close(fd);
+  return {r, waited};
+}
+
+TEST(HttpTransport, SlowLorisHeadTimesOut) {
+  server::HttpOptions h;
+  h.header_timeout_ms = 500;
+  TestServer s({}, h);
+  int fd = Connect(s.port);
+  ASSERT_GE(fd, 0);
+  SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\n");
+  // Trickle a header byte every 100 ms: per-read timeouts would never fire, the head deadline does.
+  auto [r, waited] = TrickleAndRead(fd, "X");
   EXPECT_EQ(r.status, 408);
   EXPECT_LT(waited, std::chrono::milliseconds(2000));
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
@@ -86,17 +93,7 @@ TEST(HttpTransport, TricklingBodyTimesOut) {
   TestServer s({}, h);
   int fd = Connect(s.port);
   SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{");
-  auto t0 = Clock::now();
-  std::thread trickle([fd] {
-    for (int i = 0; i < 30; ++i) {
-      if (::send(fd, " ", 1, MSG_NOSIGNAL) <= 0) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  });
-  HttpResult r = ParseResponse(ReadAll(fd, 5000));
-  auto waited = Clock::now() - t0;
-  trickle.join();
-  ::close(fd);
+  auto [r, waited] = TrickleAndRead(fd, " ");
   EXPECT_EQ(r.status, 408);
   EXPECT_LT(waited, std::chrono::milliseconds(2000));
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
