@@ -10,6 +10,7 @@
 
 #include "formats/model_config.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace pensieve {
 namespace fs = std::filesystem;
@@ -40,14 +41,16 @@ void AddQuantizedWeight(SafetensorsWriter& w, const std::string& module, int64_t
             [=](std::byte* dst, size_t) {
               state->scales.resize(static_cast<size_t>(rows * groups) * psize);
               state->biases.resize(state->scales.size());
-              std::vector<float> row(static_cast<size_t>(cols));
               auto* packed = reinterpret_cast<uint32_t*>(dst);
-              for (int64_t r = 0; r < rows; ++r) {
-                source(r, row.data());
-                QuantizeAffineRow(row.data(), cols, spec, packed + r * packed_cols, param_dtype,
-                                  state->scales.data() + r * groups * psize,
-                                  state->biases.data() + r * groups * psize);
-              }
+              ParallelRanges(rows, 64, [&](int64_t begin, int64_t end) {
+                std::vector<float> row(static_cast<size_t>(cols));
+                for (int64_t r = begin; r < end; ++r) {
+                  source(r, row.data());
+                  QuantizeAffineRow(row.data(), cols, spec, packed + r * packed_cols, param_dtype,
+                                    state->scales.data() + r * groups * psize,
+                                    state->biases.data() + r * groups * psize);
+                }
+              });
             });
   w.AddLazy(module + ".scales", param_dtype, {rows, groups}, [=](std::byte* dst, size_t n) {
     if (state->scales.size() != n) throw Error(module + ".scales written before its weight");

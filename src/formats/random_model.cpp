@@ -10,6 +10,7 @@
 #include "formats/quantize_model.h"
 #include "formats/safetensors.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace pensieve {
 namespace fs = std::filesystem;
@@ -272,16 +273,18 @@ std::vector<std::string> WriteRandomModel(const std::string& out_dir, const Rand
       continue;
     }
     w.AddLazy(t.name, dt, t.shape, [=](std::byte* dst, size_t) {
-      std::vector<float> row(static_cast<size_t>(cols));
-      for (int64_t r = 0; r < rows; ++r) {
-        fill(r, row.data());
-        if (dt == DType::kF32) {
-          std::memcpy(dst + r * cols * 4, row.data(), static_cast<size_t>(cols) * 4);
-        } else {
-          auto* p = reinterpret_cast<uint16_t*>(dst) + r * cols;
-          for (int64_t j = 0; j < cols; ++j) p[j] = dt == DType::kBF16 ? F32ToBF16(row[j]) : F32ToF16(row[j]);
+      ParallelRanges(rows, 64, [&](int64_t begin, int64_t end) {
+        std::vector<float> row(static_cast<size_t>(cols));
+        for (int64_t r = begin; r < end; ++r) {
+          fill(r, row.data());
+          if (dt == DType::kF32) {
+            std::memcpy(dst + r * cols * 4, row.data(), static_cast<size_t>(cols) * 4);
+          } else {
+            auto* p = reinterpret_cast<uint16_t*>(dst) + r * cols;
+            for (int64_t j = 0; j < cols; ++j) p[j] = dt == DType::kBF16 ? F32ToBF16(row[j]) : F32ToF16(row[j]);
+          }
         }
-      }
+      });
     });
   }
   std::vector<std::string> files = w.WriteModelDir(out_dir, opt.max_shard_bytes);
