@@ -9,8 +9,15 @@ std::string SharedDir() {
   if (const char* env = std::getenv("PENSIEVE_SHARED_DIR")) return env;
   return PENSIEVE_SHARED_DIR;
 }
-std::string FixturesDir() { return PENSIEVE_FIXTURES_DIR; }
-std::string PensieveBinary() { return PENSIEVE_BINARY; }
+// Environment overrides let a build run from another directory (the GPU machine gets a copy of the tree).
+std::string FixturesDir() {
+  if (const char* env = std::getenv("PENSIEVE_FIXTURES_DIR")) return env;
+  return PENSIEVE_FIXTURES_DIR;
+}
+std::string PensieveBinary() {
+  if (const char* env = std::getenv("PENSIEVE_BINARY")) return env;
+  return PENSIEVE_BINARY;
+}
 bool HaveShared() { return std::filesystem::is_directory(SharedDir() + "/data"); }
 
 }  // namespace pensieve::test

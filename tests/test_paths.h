@@ -1,6 +1,7 @@
 #pragma once
-// Where tests find data. SharedDir(): ../shared beside the checkout (env PENSIEVE_SHARED_DIR overrides);
-// FixturesDir(): committed fixtures; PensieveBinary(): the built CLI, for end-to-end tests.
+// Where tests find data. SharedDir(): ../shared beside the checkout; FixturesDir(): committed fixtures;
+// PensieveBinary(): the built CLI, for end-to-end tests. Environment variables of the same names
+// (PENSIEVE_SHARED_DIR, PENSIEVE_FIXTURES_DIR, PENSIEVE_BINARY) override each.
 #include <string>
 
 namespace pensieve::test {

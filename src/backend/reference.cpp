@@ -155,16 +155,17 @@ void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, flo
   }
 }
 
-void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope) {
-  int half = rope.rotary_dim / 2;
+void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, int rotary_dim, const float* inv_freq,
+          float attention_factor) {
+  int half = rotary_dim / 2;
   for (int64_t t = 0; t < T; ++t) {
     for (int h = 0; h < heads; ++h) {
       float* v = x + (t * heads + h) * head_dim;
       for (int i = 0; i < half; ++i) {
         // transformers forms the angle in float32: position * inv_freq.
-        float angle = static_cast<float>(pos[t]) * rope.inv_freq[i];
-        float c = static_cast<float>(std::cos(double{angle})) * rope.attention_factor;
-        float s = static_cast<float>(std::sin(double{angle})) * rope.attention_factor;
+        float angle = static_cast<float>(pos[t]) * inv_freq[i];
+        float c = static_cast<float>(std::cos(double{angle})) * attention_factor;
+        float s = static_cast<float>(std::sin(double{angle})) * attention_factor;
         float a = v[i], b = v[i + half];
         v[i] = a * c - b * s;
         v[i + half] = b * c + a * s;
@@ -173,12 +174,12 @@ void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, cons
   }
 }
 
-void Attention(const KvCache& cache, const AttentionArgs& a) {
+void Attention(const HostKvStorage& cache, const HostAttention& a) {
   int group = a.n_heads / a.n_kv_heads;
   int64_t kv_dim = cache.kv_dim();
-  int bt = cache.config().block_tokens;
+  int bt = cache.block_tokens();
   for (int64_t t = 0; t < a.T; ++t) {
-    auto blocks = cache.BlockTable(a.seqs[t]);
+    auto blocks = a.Blocks(a.row_item[t]);
     int64_t p = a.pos[t];
     int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
     std::vector<float> scores(p - lo + 1);
@@ -237,38 +238,8 @@ void Softmax(float* x, int64_t rows, int64_t n) {
   }
 }
 
-std::unique_ptr<KvCache> ReferenceBackend::CreateKvCache(const KvCacheConfig& config) {
-  return std::make_unique<KvCache>(config);
-}
-void ReferenceBackend::MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
-  ref::MatMul(x, T, w, bias, y);
-}
-void ReferenceBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
-  ref::RmsNorm(x, weight, rows, dim, eps, y);
-}
-void ReferenceBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope) {
-  ref::Rope(x, T, heads, head_dim, pos, rope);
-}
-void ReferenceBackend::WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos,
-                               const float* k, const float* v) {
-  int64_t d = cache.kv_dim();
-  for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(cache.KeyAt(seqs[t], layer, pos[t]), k + t * d, d * sizeof(float));
-    std::memcpy(cache.ValueAt(seqs[t], layer, pos[t]), v + t * d, d * sizeof(float));
-  }
-}
-void ReferenceBackend::Attention(KvCache& cache, const AttentionArgs& args) { ref::Attention(cache, args); }
-void ReferenceBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
-  ref::SiluMul(gate, up, n, out);
-}
-void ReferenceBackend::GeluMul(const float* gate, const float* up, int64_t n, float* out) {
-  ref::GeluMul(gate, up, n, out);
-}
-void ReferenceBackend::Add(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
-void ReferenceBackend::Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
-  ref::Embed(table, ids, out);
+void ReferenceBackend::MatMulMulti(Tensor x, std::span<const MatMulOut> outs) {
+  for (const MatMulOut& o : outs) ref::MatMul(x.data, x.rows, o.w, o.bias.empty() ? nullptr : o.bias.data, o.y.data);
 }
 
 }  // namespace ref

@@ -5,6 +5,8 @@
 #include <span>
 
 #include "backend/backend.h"
+#include "backend/host_backend.h"
+#include "backend/host_kv.h"
 
 namespace pensieve::backend::ref {
 
@@ -19,31 +21,39 @@ void DequantizeRow(const MatRef& w, int64_t r, float* out);
 
 void MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y);
 void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y);
-void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope);
-void Attention(const KvCache& cache, const AttentionArgs& a);
+void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, int rotary_dim, const float* inv_freq,
+          float attention_factor);
+void Attention(const HostKvStorage& cache, const HostAttention& a);
 void SiluMul(const float* gate, const float* up, int64_t n, float* out);
 void GeluMul(const float* gate, const float* up, int64_t n, float* out);
 void Embed(const MatRef& table, std::span<const int32_t> ids, float* out);
 void Softmax(float* x, int64_t rows, int64_t n);
 
 // A Backend made of the functions above.
-class ReferenceBackend final : public Backend {
+class ReferenceBackend final : public HostBackend {
  public:
   std::string Name() const override { return "reference"; }
   int threads() const override { return 1; }
-  void Reserve(const ScratchSpec&) override {}
-  std::unique_ptr<KvCache> CreateKvCache(const KvCacheConfig& config) override;
-  void MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) override;
-  void RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) override;
-  void Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, const RopeParams& rope) override;
-  void WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos, const float* k,
-               const float* v) override;
-  void Attention(KvCache& cache, const AttentionArgs& args) override;
-  void SiluMul(const float* gate, const float* up, int64_t n, float* out) override;
-  void GeluMul(const float* gate, const float* up, int64_t n, float* out) override;
-  void Add(float* y, const float* x, int64_t n) override;
-  void Softmax(float* x, int64_t rows, int64_t n) override { ref::Softmax(x, rows, n); }
-  void Embed(const MatRef& table, std::span<const int32_t> ids, float* out) override;
+  void Embed(const MatRef& table, Tensor out) override { ref::Embed(table, plan().tokens, out.data); }
+  void MatMulMulti(Tensor x, std::span<const MatMulOut> outs) override;
+  void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y) override {
+    ref::RmsNorm(x.data, weight.data, x.rows, x.cols, eps, y.data);
+  }
+  void Attention(KvStorage& kv, const AttentionArgs& args) override {
+    ref::Attention(static_cast<const HostKvStorage&>(kv), MakeHostAttention(plan(), args));
+  }
+
+ protected:
+  void RopeRows(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, int rotary_dim,
+                const float* inv_freq, float attention_factor) override {
+    ref::Rope(x, T, heads, head_dim, pos, rotary_dim, inv_freq, attention_factor);
+  }
+  void AddRows(float* y, const float* x, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  }
+  void GluRows(GluActivation act, const float* gate, const float* up, int64_t n, float* out) override {
+    act == GluActivation::kSilu ? ref::SiluMul(gate, up, n, out) : ref::GeluMul(gate, up, n, out);
+  }
 };
 
 }  // namespace pensieve::backend::ref

@@ -1,5 +1,10 @@
 // `pensieve bench`: prefill and decode speed of a model, as ratios to the machine's limits
-// (docs/performance.md): decode tok/s x bytes read per token vs the measured read bandwidth.
+// (docs/performance.md): decode tok/s x bytes read per token vs the measured bandwidth (host read bandwidth on
+// the cpu, device-to-device copy bandwidth on a GPU).
+//
+// Steps run as the engine runs them: each one samples its token (greedy) in the same step, so on a GPU only
+// the token comes back and decode steps replay their recorded graph. One untimed short prefill and one untimed
+// decode step come first (library start-up, graph recording).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -10,9 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/bandwidth.h"
-#include "backend/cpu/cpu_backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
+#include "cli/device_flags.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -23,7 +29,7 @@ struct BenchArgs {
   std::string model;
   int prompt_tokens = 512;
   int gen_tokens = 128;
-  int threads = 0;
+  DeviceFlags device;
   bool json = false;
   double bandwidth = 0;
 };
@@ -42,57 +48,81 @@ int64_t PeakRssBytes() {
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// One step of `tokens` for `seq`, drawing the next token greedily in the same step.
+int32_t Step(engine::Sequences& seqs, int seq, std::span<const int32_t> tokens) {
+  const engine::Sequences::Item item{seq, tokens, model::Logits::kLast};
+  backend::SampleRow row;
+  row.params.temperature = 0.0f;
+  backend::SampleResult out;
+  seqs.Forward(std::span(&item, 1), std::span(&row, 1), std::span(&out, 1));
+  return out.id;
+}
+
 void Run(const BenchArgs& a) {
   Require(a.prompt_tokens >= 1 && a.gen_tokens >= 1, "bench: -p and -n must be >= 1");
-  backend::cpu::CpuBackend backend(a.threads);
+  std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
+  const ModelConfig config = LoadModelConfig(a.model);
   model::LoadOptions opts;
-  opts.max_sequences = 1;
-  opts.max_batch_tokens = a.prompt_tokens;
-  opts.max_context = a.prompt_tokens + a.gen_tokens + 1;
+  opts.max_sequences = 2;
+  opts.max_batch_tokens = std::min(a.prompt_tokens, 4096);
+  opts.max_context = a.prompt_tokens + a.gen_tokens + 2;
+  // Room for the warm-up and the measured sequence at f32 (a backend storing bf16 uses half of it).
+  opts.kv_budget_bytes = 2 * (opts.max_context + 2 * opts.kv_block_tokens) * config.num_hidden_layers * 2 *
+                         config.kv_dim() * int64_t{sizeof(float)};
   auto t_load = std::chrono::steady_clock::now();
-  auto model = model::Model::Load(a.model, backend, opts);
-  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+  auto model = model::Model::Load(a.model, *backend, opts);
+  const double load_s = Since(t_load);
   const ModelConfig& c = model->config();
   const int64_t vocab = c.vocab_size;
+  engine::Sequences seqs(*model);
 
   // Random prompt (seeded): speed does not depend on which ids.
   std::mt19937 rng(42);
   std::vector<int32_t> prompt(a.prompt_tokens);
   for (auto& id : prompt) id = static_cast<int32_t>(rng() % vocab);
-  std::vector<float> logits(vocab);
 
-  int seq = model->NewSequence();
-  model::ForwardItem item{seq, prompt, false};
+  {  // warm-up: libraries, kernels, the first recording
+    const int warm = seqs.New();
+    int32_t t = Step(seqs, warm, std::span<const int32_t>(prompt).first(std::min(a.prompt_tokens, 16)));
+    Step(seqs, warm, std::span<const int32_t>(&t, 1));
+    seqs.Free(warm);
+  }
+
+  const int seq = seqs.New();
   const double c0 = CpuSeconds();
   auto t0 = std::chrono::steady_clock::now();
-  model->Forward(std::span(&item, 1), logits);
+  int32_t next = Step(seqs, seq, prompt);
+  const double prefill_s = Since(t0);
   const double prefill_cpu = CpuSeconds() - c0;
-  const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  int32_t next = 0;
+  next = Step(seqs, seq, std::span<const int32_t>(&next, 1));  // records the decode step where a backend does
   const double c1 = CpuSeconds();
   auto t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.gen_tokens; ++i) {
-    next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    model::ForwardItem step{seq, std::span<const int32_t>(&next, 1), false};
-    model->Forward(std::span(&step, 1), logits);
-  }
-  const double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  for (int i = 0; i < a.gen_tokens; ++i) next = Step(seqs, seq, std::span<const int32_t>(&next, 1));
+  const double decode_s = Since(t1);
   const double decode_cpu = CpuSeconds() - c1;
   const int64_t peak_rss = PeakRssBytes();
 
-  // Bytes one decode step reads: every matrix once, one embedding row, and the KV cache so far (f32 K and V
-  // of every layer, at the average context of the run).
-  const int64_t avg_ctx = a.prompt_tokens + a.gen_tokens / 2;
-  const int64_t kv_bytes = avg_ctx * c.num_hidden_layers * 2 * c.kv_dim() * 4;
+  // Bytes one decode step reads: every matrix once, one embedding row, and the KV cache so far (K and V of
+  // every layer at the run's average context, in the storage's element type).
+  const int64_t avg_ctx = a.prompt_tokens + 1 + a.gen_tokens / 2;
+  const int64_t kv_elem = model->kv_pool_bytes() / std::max<int64_t>(1, model->kv_blocks()) /
+                          (int64_t{c.num_hidden_layers} * 2 * model->kv_block_tokens() * c.kv_dim());
+  const int64_t kv_bytes = avg_ctx * c.num_hidden_layers * 2 * c.kv_dim() * kv_elem;
   const int64_t bytes_per_token = model->weights().matrix_bytes + model->weights().embed.RowBytes() + kv_bytes;
   const double decode_tps = a.gen_tokens / decode_s;
   const double achieved = decode_tps * bytes_per_token / 1e9;
-  const double bandwidth = a.bandwidth > 0 ? a.bandwidth : backend::cpu::MeasureReadBandwidth(backend.threads());
+  const double bandwidth = a.bandwidth > 0 ? a.bandwidth : backend::MeasureBandwidth(*backend, backend->threads()) / 1e9;
+  const bool gpu = !backend->HostMemory();
+  const model::MemoryUse& mem = model->memory();
 
   nlohmann::json j = {{"model", a.model},
-                      {"backend", backend.Name()},
-                      {"threads", backend.threads()},
+                      {"backend", backend->Name()},
+                      {"threads", backend->threads()},
                       {"load_s", load_s},
                       {"prefill_tokens", a.prompt_tokens},
                       {"prefill_tok_s", a.prompt_tokens / prefill_s},
@@ -103,23 +133,35 @@ void Run(const BenchArgs& a) {
                       {"decode_cpu_s", decode_cpu},
                       {"decode_wall_s", decode_s},
                       {"peak_rss_bytes", peak_rss},
+                      {"device_weight_bytes", mem.weights},
+                      {"device_kv_bytes", mem.kv_pool},
+                      {"device_activation_bytes", mem.activations},
+                      {"device_workspace_bytes", mem.workspace},
                       {"bytes_per_token", bytes_per_token},
                       {"achieved_gb_s", achieved},
                       {"bandwidth_gb_s", bandwidth},
+                      {"bandwidth_kind", gpu ? "device copy (read + write)" : "host read"},
                       {"bandwidth_measured", a.bandwidth <= 0},
                       {"bandwidth_share", achieved / bandwidth}};
   if (a.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("model       %s\nbackend     %s\n", a.model.c_str(), backend.Name().c_str());
+  std::printf("model       %s\nbackend     %s\n", a.model.c_str(), backend->Name().c_str());
   std::printf("prefill     %d tokens: %.1f tok/s\n", a.prompt_tokens, a.prompt_tokens / prefill_s);
   std::printf("decode      %d tokens: %.2f tok/s\n", a.gen_tokens, decode_tps);
-  std::printf("read/token  %.1f MB -> %.2f GB/s, %.0f%% of %.1f GB/s read bandwidth (%s)\n", bytes_per_token / 1e6,
-              achieved, 100 * achieved / bandwidth, bandwidth, a.bandwidth > 0 ? "given" : "measured");
-  std::printf("cpu share   prefill %.0f%%, decode %.0f%% of %d threads x wall time (below 100%%: the machine is shared)\n",
-              100 * prefill_cpu / (prefill_s * backend.threads()), 100 * decode_cpu / (decode_s * backend.threads()),
-              backend.threads());
+  std::printf("read/token  %.1f MB -> %.2f GB/s, %.0f%% of %.1f GB/s %s bandwidth (%s)\n", bytes_per_token / 1e6,
+              achieved, 100 * achieved / bandwidth, bandwidth, gpu ? "device copy" : "host read",
+              a.bandwidth > 0 ? "given" : "measured");
+  if (gpu) {
+    std::printf("gpu memory  %.2f GiB: weights %.2f, KV pool %.2f, activations %.2f, workspace %.2f\n",
+                mem.total() / 1073741824.0, mem.weights / 1073741824.0, mem.kv_pool / 1073741824.0,
+                mem.activations / 1073741824.0, mem.workspace / 1073741824.0);
+  } else {
+    std::printf("cpu share   prefill %.0f%%, decode %.0f%% of %d threads x wall time (below 100%%: the machine is shared)\n",
+                100 * prefill_cpu / (prefill_s * backend->threads()), 100 * decode_cpu / (decode_s * backend->threads()),
+                backend->threads());
+  }
   std::printf("peak RSS    %.1f MB\n", peak_rss / 1e6);
 }
 
@@ -131,9 +173,9 @@ void RegisterBench(CLI::App& app) {
   cmd->add_option("--model", args->model, "Model directory")->required();
   cmd->add_option("-p", args->prompt_tokens, "Prompt tokens")->capture_default_str();
   cmd->add_option("-n", args->gen_tokens, "Generated tokens")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "CPU threads (0: all)")->capture_default_str();
+  AddDeviceFlags(cmd, &args->device);
   cmd->add_flag("--json", args->json, "Print JSON");
-  cmd->add_option("--bandwidth", args->bandwidth, "Read bandwidth in GB/s (default: measure, 1 GiB stream)");
+  cmd->add_option("--bandwidth", args->bandwidth, "Bandwidth in GB/s to compare against (default: measure)");
   cmd->callback([args] { Run(*args); });
 }
 

@@ -7,9 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/model_source.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -25,7 +26,7 @@ struct GenerateArgs {
   float temperature = 0.0f;
   uint64_t seed = 0;
   bool print_ids = false;
-  int threads = 0;
+  DeviceFlags device;
 };
 
 std::vector<int32_t> ParseIds(const std::string& s) {
@@ -81,20 +82,21 @@ void Run(const GenerateArgs& a) {
   std::vector<int32_t> prompt = a.prompt.empty() ? ParseIds(a.prompt_ids) : tokenizer->Encode(a.prompt);
   Require(!prompt.empty(), "generate: the prompt encodes to no tokens");
 
-  backend::cpu::CpuBackend backend(a.threads);
+  std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
   model::LoadOptions opts;
   opts.max_sequences = 1;
   opts.max_context = static_cast<int64_t>(prompt.size()) + a.max_tokens + 1;
-  auto model = LoadModel(src, backend, opts);
+  auto model = LoadModel(src, *backend, opts);
   const ModelConfig& c = model->config();
   const int64_t vocab = c.vocab_size;
 
-  int seq = model->NewSequence();
+  engine::Sequences seqs(*model);
+  const int seq = seqs.New();
   std::vector<float> logits(vocab);
   std::mt19937_64 rng(a.seed);
   auto t0 = std::chrono::steady_clock::now();
-  model::ForwardItem item{seq, prompt, false};
-  model->Forward(std::span(&item, 1), logits);
+  const engine::Sequences::Item item{seq, prompt};
+  seqs.Forward(std::span(&item, 1), logits);
   auto t1 = std::chrono::steady_clock::now();
   std::vector<int32_t> out;
   // Text streams to stdout as it is generated (unless ids were asked for, or there is no tokenizer).
@@ -115,8 +117,8 @@ void Run(const GenerateArgs& a) {
     bool eos = false;
     for (int64_t e : c.eos_token_ids) eos |= e == next;
     if (eos || i + 1 == a.max_tokens) break;
-    model::ForwardItem step{seq, std::span<const int32_t>(&out.back(), 1), false};
-    model->Forward(std::span(&step, 1), logits);
+    const engine::Sequences::Item step{seq, std::span<const int32_t>(&out.back(), 1)};
+    seqs.Forward(std::span(&step, 1), logits);
   }
   auto t2 = std::chrono::steady_clock::now();
 
@@ -132,7 +134,7 @@ void Run(const GenerateArgs& a) {
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(t2 - t1).count();
   std::fprintf(stderr, "%s | prompt %zu tokens, %.1f tok/s | generated %zu tokens, %.1f tok/s\n",
-               backend.Name().c_str(), prompt.size(), prompt.size() / prefill_s, out.size(),
+               backend->Name().c_str(), prompt.size(), prompt.size() / prefill_s, out.size(),
                out.size() > 1 ? (out.size() - 1) / decode_s : 0.0);
 }
 
@@ -148,7 +150,7 @@ void RegisterGenerate(CLI::App& app) {
   cmd->add_option("--temperature", args->temperature, "0: greedy")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Random seed for sampling")->capture_default_str();
   cmd->add_flag("--print-ids", args->print_ids, "Print the generated ids on one line, space-separated");
-  cmd->add_option("--threads", args->threads, "CPU threads (0: all)")->capture_default_str();
+  AddDeviceFlags(cmd, &args->device);
   cmd->callback([args] { Run(*args); });
 }
 

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/device.h"
 #include "cli/commands.h"
+#include "model/model.h"
 #include "formats/model_config.h"
 #include "formats/random_model.h"
 #include "formats/safetensors.h"
@@ -82,6 +84,17 @@ void RunInfo(const InfoOptions& opt) {
   const double weights = static_cast<double>(store.FileBytes());
   const double total = weights + kv_per_token * ctx;
 
+  // The GPU, and whether the model fits it at this context (weights, KV pool, activations, workspace).
+  const backend::GpuReport gpu = backend::ReportGpu();
+  model::MemoryUse need;
+  if (gpu.usable) {
+    auto be = backend::MakeBackend({"cuda", 0, 0});
+    model::LoadOptions lo;
+    lo.max_context = ctx;
+    lo.kv_budget_bytes = static_cast<int64_t>(kv_per_token * (ctx + 16));
+    need = model::Model::Plan(opt.path, *be, lo);
+  }
+
   if (opt.json) {
     nlohmann::json j = {
         {"path", opt.path}, {"architecture", c.architecture}, {"model_type", c.model_type},
@@ -93,7 +106,10 @@ void RunInfo(const InfoOptions& opt) {
         {"dtype", DTypeName(c.dtype)}, {"parameters", params}, {"tensors", store.size()},
         {"files", store.Files()}, {"file_bytes", store.FileBytes()}, {"tensor_bytes", store.TotalBytes()},
         {"kv_bytes_per_token", kv_per_token}, {"kv_bytes_per_token_per_layer", kv_per_token_layer},
-        {"ctx", ctx}, {"memory_bytes", total}, {"missing_tensors", missing}};
+        {"ctx", ctx}, {"memory_bytes", total}, {"missing_tensors", missing},
+        {"gpu", {{"usable", gpu.usable}, {"description", gpu.description}, {"free_bytes", gpu.free_bytes},
+                 {"total_bytes", gpu.total_bytes}, {"needed_bytes", need.total()},
+                 {"fits", gpu.usable && need.total() <= gpu.free_bytes}}}};
     if (c.quantization) j["quantization"] = c.quantization->ToJson();
     if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
     std::printf("%s\n", j.dump(2).c_str());
@@ -135,6 +151,14 @@ void RunInfo(const InfoOptions& opt) {
               Human(kv_per_token_layer).c_str());
   std::printf("memory:       %s = weights %s + KV %s at %lld tokens\n", Human(total).c_str(), Human(weights).c_str(),
               Human(kv_per_token * ctx).c_str(), (long long)ctx);
+  std::printf("gpu:          %s\n", gpu.description.c_str());
+  if (gpu.usable) {
+    std::printf("on the gpu:   %s at %lld tokens (weights %s, KV %s, activations %s, workspace %s): %s\n",
+                Human(double(need.total())).c_str(), (long long)ctx, Human(double(need.weights)).c_str(),
+                Human(double(need.kv_pool)).c_str(), Human(double(need.activations)).c_str(),
+                Human(double(need.workspace)).c_str(),
+                need.total() <= gpu.free_bytes ? "fits" : "does NOT fit the free memory");
+  }
   for (const auto& m : missing) std::printf("warning: expected tensor %s is missing\n", m.c_str());
 }
 

@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "api/pipeline.h"
-#include "backend/cpu/cpu_backend.h"
 #include "chat/chat_template.h"
 #include "chat/output_parser.h"
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/model_source.h"
 #include "cli/sampling_defaults.h"
 #include "cli/stop_tokens.h"
@@ -37,7 +37,7 @@ struct ServeArgs {
   std::string name;
   int max_queue = 64;
   int max_running = 16;
-  int threads = 0;
+  DeviceFlags device;
   int kv_mib = 1024;
   bool quiet = false;
   std::string log_prompts;
@@ -66,11 +66,12 @@ void Serve(const ServeArgs& a) {
 
   auto t0 = std::chrono::steady_clock::now();
   const ModelSource src = ResolveModelSource(a.model);  // no --model: the built-in demo model
-  auto backend = std::make_unique<backend::cpu::CpuBackend>(a.threads);
+  std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
+  const std::string backend_name = backend->Name();
   model::LoadOptions lo;
   lo.max_context = a.ctx;
   lo.kv_budget_bytes = static_cast<int64_t>(a.kv_mib) << 20;
-  lo.threads = a.threads;
+  lo.threads = a.device.threads;
   auto model = LoadModel(src, *backend, lo);
   std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(src.dir);
 
@@ -115,9 +116,10 @@ void Serve(const ServeArgs& a) {
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "pensieve: sampling for fields a request leaves out (generation_config.json): %s\n",
                Describe(pc.sampling_defaults).c_str());
-  std::fprintf(stderr, "pensieve: serving %s as '%s' on http://%s:%d (context %d tokens, tools %d, reasoning %d, loaded in %.1f s)\n",
-               src.embedded ? "the built-in demo model" : src.dir.c_str(), so.model_id.c_str(), a.host.c_str(), port, engine->context_length(),
-               static_cast<int>(pc.parser.tools), pc.parser.reasoning ? 1 : 0, load_s);
+  std::fprintf(stderr, "pensieve: serving %s as '%s' on http://%s:%d (%s, context %d tokens, tools %d, reasoning %d, loaded in %.1f s)\n",
+               src.embedded ? "the built-in demo model" : src.dir.c_str(), so.model_id.c_str(), a.host.c_str(), port,
+               backend_name.c_str(), engine->context_length(), static_cast<int>(pc.parser.tools),
+               pc.parser.reasoning ? 1 : 0, load_s);
   std::fflush(stderr);
 
   std::atomic<bool> signalled{false};
@@ -151,7 +153,7 @@ void RegisterServe(CLI::App& app) {
   cmd->add_option("--name", args->name, "Model id in /v1/models (default: the directory name)");
   cmd->add_option("--max-queue", args->max_queue, "Waiting requests before 529 overloaded")->capture_default_str();
   cmd->add_option("--max-running", args->max_running, "Sequences generated at once")->capture_default_str();
-  cmd->add_option("--threads", args->threads, "CPU threads (0: all)")->capture_default_str();
+  AddDeviceFlags(cmd, &args->device);
   cmd->add_option("--kv-mib", args->kv_mib, "KV cache pool size in MiB")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No per-request log lines");
   cmd->add_option("--log-prompts", args->log_prompts,

@@ -12,6 +12,7 @@ void RegisterQuantize(CLI::App& app);
 void RegisterRandomModel(CLI::App& app);
 void RegisterGenerate(CLI::App& app);
 void RegisterBench(CLI::App& app);
+void RegisterBenchKernels(CLI::App& app);
 void RegisterTemplate(CLI::App& app);
 void RegisterTokenize(CLI::App& app);
 void RegisterDetokenize(CLI::App& app);

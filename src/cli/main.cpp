@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   pensieve::cli::RegisterRandomModel(app);
   pensieve::cli::RegisterGenerate(app);
   pensieve::cli::RegisterBench(app);
+  pensieve::cli::RegisterBenchKernels(app);
   pensieve::cli::RegisterTemplate(app);
   pensieve::cli::RegisterTokenize(app);
   pensieve::cli::RegisterDetokenize(app);

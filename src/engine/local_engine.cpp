@@ -5,12 +5,14 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 #include "engine/sampler.h"
+#include "engine/sequences.h"
 #include "util/error.h"
 
 namespace pensieve::engine {
@@ -35,6 +37,8 @@ struct Sequence {
   bool done = false;
   TokenOut out;
   std::vector<uint8_t> mask;  // constrained decoding: allowed tokens (vocab), built only when needed
+  std::optional<int32_t> forced;  // this step's token decided by the constraint, not sampled
+  int sample = -1;                // this step's sample row
 };
 
 // A finished sequence whose KV is kept so later prompts sharing its prefix skip that part of the prefill.
@@ -63,22 +67,24 @@ class LocalEngine final : public Engine {
   LocalEngine(std::unique_ptr<model::Model> model, EngineOptions opts, std::unique_ptr<backend::Backend> backend)
       : backend_(std::move(backend)), model_(std::move(model)), opts_(opts) {
     Require(model_ != nullptr, "engine: no model");
+    seqs_ = std::make_unique<Sequences>(*model_);
     Require(opts_.max_queue >= 0, "engine: max_queue must be >= 0");
     Require(opts_.max_running >= 1, "engine: max_running must be >= 1");
     Require(opts_.prefill_chunk >= 1, "engine: prefill_chunk must be >= 1");
     Require(opts_.prefix_cache_entries >= 0, "engine: prefix_cache_entries must be >= 0");
-    const auto& kv = model_->kv_cache();
+    const KvBlockManager& kv = seqs_->blocks();
     max_live_ = kv.config().max_sequences;
     opts_.max_running = std::min(opts_.max_running, max_live_);
     opts_.prefix_cache_entries = std::min(opts_.prefix_cache_entries, max_live_ - opts_.max_running);
     vocab_ = static_cast<int>(model_->config().vocab_size);
     context_ = static_cast<int>(model_->max_context());
-    block_tokens_ = kv.config().block_tokens;
+    block_tokens_ = kv.block_tokens();
     total_blocks_ = kv.total_blocks();
-    // One logits row per item; at most max_running decode items plus as many prefill items.
-    logits_.resize(static_cast<size_t>(2 * opts_.max_running) * vocab_);
-    items_.reserve(2 * opts_.max_running);
-    item_seq_.reserve(2 * opts_.max_running);
+    // One item per running sequence and step (a decode token or a prompt chunk), one sample per item at most.
+    items_.reserve(opts_.max_running);
+    item_seq_.reserve(opts_.max_running);
+    samples_.reserve(opts_.max_running);
+    results_.resize(opts_.max_running);
     prefill_order_.reserve(opts_.max_running);
     stats_.kv_blocks_total = static_cast<size_t>(total_blocks_);
     thread_ = std::thread([this] { Run(); });
@@ -197,7 +203,7 @@ class LocalEngine final : public Engine {
     stats_.running = 0;
     stats_.queued = 0;
     stats_.kv_blocks_cached = 0;
-    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - seqs_->blocks().free_blocks());
   }
 
   // Moves waiting requests into running_ in FIFO order while a slot and their KV are available.
@@ -211,7 +217,7 @@ class LocalEngine final : public Engine {
   // Prefix-cache entries hold blocks but never grow; they are evicted, least recently used first, when the
   // free blocks fall short.
   void Admit() {
-    auto& kv = model_->kv_cache();
+    const KvBlockManager& kv = seqs_->blocks();
     while (!waiting_.empty() && static_cast<int>(running_.size()) < opts_.max_running) {
       Sequence& head = *waiting_.front();
       // The longest reusable prefix, from a cache entry or a running sequence. At least the last prompt token
@@ -257,13 +263,12 @@ class LocalEngine final : public Engine {
       auto seq = std::move(waiting_.front());
       waiting_.pop_front();
       if (best_n > 0) {
-        seq->kv = model_->ForkSequence(best_running ? best_running->kv : cache_[best_entry].kv,
-                                       static_cast<int64_t>(best_n));
+        seq->kv = seqs_->Fork(best_running ? best_running->kv : cache_[best_entry].kv, static_cast<int64_t>(best_n));
         seq->prefilled = best_n;
         seq->cached = static_cast<int>(best_n);
         if (best_entry >= 0) cache_[best_entry].last_used = ++use_clock_;
       } else {
-        seq->kv = model_->NewSequence();
+        seq->kv = seqs_->New();
       }
       running_.push_back(std::move(seq));
     }
@@ -271,7 +276,7 @@ class LocalEngine final : public Engine {
 
   // Blocks a running sequence may still take from the pool.
   int64_t FutureBlocks(const Sequence& s) const {
-    const auto& kv = model_->kv_cache();
+    const KvBlockManager& kv = seqs_->blocks();
     std::span<const int32_t> table = kv.BlockTable(s.kv);
     const int64_t len = kv.Length(s.kv);
     const bool cow = len % block_tokens_ != 0 && !table.empty() && kv.RefCount(table.back()) > 1;
@@ -289,7 +294,7 @@ class LocalEngine final : public Engine {
   }
 
   void Evict(int i) {
-    model_->FreeSequence(cache_[i].kv);
+    seqs_->Free(cache_[i].kv);
     cached_blocks_ -= cache_[i].blocks;
     cache_.erase(cache_.begin() + i);
   }
@@ -311,10 +316,43 @@ class LocalEngine final : public Engine {
     while (static_cast<int>(cache_.size()) > opts_.prefix_cache_entries) Evict(LeastRecentlyUsed(-1));
   }
 
+  // Whether s draws its next token in this step (false when it ended: its constraint failed). Sets s.forced
+  // when the constraint decides the token (markup, closing brackets: no choice to sample).
+  bool WillSample(Sequence& s) {
+    s.forced.reset();
+    s.sample = -1;
+    if (TokenConstraint* c = s.req.constraint.get()) {
+      try {
+        s.forced = c->Plan(s.max_new - s.generated);
+      } catch (const std::exception& e) {
+        End(s, FinishReason::kError, std::string("sampling failed: ") + e.what());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Adds one item; a sequence that draws from it gets its logits and, unless forced, a sample row.
+  void AddItem(Sequence& s, std::span<const int32_t> tokens, bool draws) {
+    model::Logits logits = model::Logits::kNone;
+    if (draws && !s.forced) {
+      logits = model::Logits::kLast;
+      backend::SampleRow row;
+      row.logits_row = logit_rows_++;
+      s.sampler->Prepare(&row);
+      s.sample = static_cast<int>(samples_.size());
+      samples_.push_back(row);
+    }
+    items_.push_back({s.kv, tokens, logits});
+    item_seq_.push_back(&s);
+  }
+
   // One batched forward step over all running sequences.
   void Step() {
     items_.clear();
     item_seq_.clear();
+    samples_.clear();
+    logit_rows_ = 0;
     int64_t decode_tokens = 0, prefill_tokens = 0;
     for (auto& s : running_) {
       if (s->done) continue;
@@ -323,9 +361,9 @@ class LocalEngine final : public Engine {
         continue;
       }
       if (s->prefilled == s->req.prompt.size() && s->next_token >= 0) {
-        items_.push_back({s->kv, std::span<const int32_t>(&s->next_token, 1), false});
+        if (!WillSample(*s)) continue;
+        AddItem(*s, std::span<const int32_t>(&s->next_token, 1), true);
         s->fed.push_back(s->next_token);
-        item_seq_.push_back(s.get());
         ++decode_tokens;
       }
     }
@@ -349,8 +387,9 @@ class LocalEngine final : public Engine {
         int64_t allowance = s == oldest ? budget + reserved : budget;
         if (allowance <= 0) continue;
         const size_t n = std::min<size_t>(remaining(s), static_cast<size_t>(allowance));
-        items_.push_back({s->kv, std::span<const int32_t>(s->req.prompt.data() + s->prefilled, n), false});
-        item_seq_.push_back(s);
+        const bool completes = n == remaining(s);
+        if (completes && !WillSample(*s)) continue;
+        AddItem(*s, std::span<const int32_t>(s->req.prompt.data() + s->prefilled, n), completes);
         if (s == oldest) {
           const int64_t from_reserved = std::min<int64_t>(static_cast<int64_t>(n), reserved);
           budget -= static_cast<int64_t>(n) - from_reserved;
@@ -364,7 +403,7 @@ class LocalEngine final : public Engine {
 
     const auto t0 = Clock::now();
     try {
-      model_->Forward(items_, std::span<float>(logits_.data(), items_.size() * static_cast<size_t>(vocab_)));
+      seqs_->Forward(items_, samples_, results_);
     } catch (const std::exception& e) {
       for (Sequence* s : item_seq_) {
         if (!s->done) End(*s, FinishReason::kError, std::string("forward step failed: ") + e.what());
@@ -385,7 +424,7 @@ class LocalEngine final : public Engine {
         }
         if (s.prefilled < s.req.prompt.size()) continue;
       }
-      SampleAndReport(s, std::span<const float>(logits_.data() + i * static_cast<size_t>(vocab_), vocab_));
+      if (!s.done) Report(s);
     }
 
     std::lock_guard lk(mu_);
@@ -394,25 +433,33 @@ class LocalEngine final : public Engine {
     if (secs > 0 && decode_tokens > 0) Smooth(stats_.decode_tokens_per_s, decode_tokens / secs);
   }
 
-  void SampleAndReport(Sequence& s, std::span<const float> row) {
+  // Takes the step's token for s (forced, drawn, or drawn again under the constraint's mask) and reports it.
+  void Report(Sequence& s) {
     int32_t token;
     TokenConstraint* c = s.req.constraint.get();
     try {
-      if (!c) {
-        token = s.sampler->Sample(row, &s.out);
-      } else if (auto forced = c->Plan(s.max_new - s.generated)) {
-        token = *forced;  // markup or closing brackets: no choice to sample
+      if (s.forced) {
+        token = *s.forced;
         s.out.id = token;
         s.out.logprob = 0.0f;
         s.out.top.clear();
       } else {
-        token = s.sampler->Sample(row, &s.out);
-        if (!c->Allows(token)) {
+        const backend::SampleResult& r = results_[s.sample];
+        token = r.id;
+        if (c && !c->Allows(token)) {
           // Only now pay for the full mask (see constraint.h: this samples the masked distribution).
           s.mask.resize(vocab_);
           c->Mask(s.mask);
-          token = s.sampler->Sample(row, &s.out, s.mask);
+          backend::SampleRow row;
+          row.logits_row = samples_[s.sample].logits_row;
+          s.sampler->Prepare(&row, s.mask);
+          backend::SampleResult again;
+          model_->Resample(row, &again);
+          token = again.id;
+          Sampler::ToTokenOut(again, &s.out);
           if (!c->Allows(token)) throw Error("constrained decoding: no token can continue the output");
+        } else {
+          Sampler::ToTokenOut(r, &s.out);
         }
       }
       if (c) c->Accept(token);
@@ -464,11 +511,11 @@ class LocalEngine final : public Engine {
       if (opts_.prefix_cache_entries > 0 && reason != FinishReason::kError && s.prefilled > 0) {
         KeepForReuse(s);
       } else {
-        model_->FreeSequence(s.kv);
+        seqs_->Free(s.kv);
       }
       s.kv = -1;
       std::lock_guard lk(mu_);
-      stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+      stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - seqs_->blocks().free_blocks());
       stats_.kv_blocks_cached = static_cast<size_t>(cached_blocks_);
     }
     engine::Finish f;
@@ -487,12 +534,13 @@ class LocalEngine final : public Engine {
                    running_.end());
     std::lock_guard lk(mu_);
     stats_.running = static_cast<int>(running_.size());
-    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - model_->kv_cache().free_blocks());
+    stats_.kv_blocks_used = static_cast<size_t>(total_blocks_ - seqs_->blocks().free_blocks());
     stats_.kv_blocks_cached = static_cast<size_t>(cached_blocks_);
   }
 
   std::unique_ptr<backend::Backend> backend_;  // declared first: outlives the model
   std::unique_ptr<model::Model> model_;
+  std::unique_ptr<Sequences> seqs_;
   EngineOptions opts_;
   int vocab_ = 0;
   int context_ = 0;
@@ -513,10 +561,12 @@ class LocalEngine final : public Engine {
   int64_t cached_blocks_ = 0;
   uint64_t use_clock_ = 0;
   int max_live_ = 0;
-  std::vector<model::ForwardItem> items_;
+  std::vector<Sequences::Item> items_;
   std::vector<Sequence*> item_seq_;
   std::vector<Sequence*> prefill_order_;  // prefilling sequences of one step, shortest remaining first
-  std::vector<float> logits_;
+  std::vector<backend::SampleRow> samples_;   // this step's draws, one per sampling item
+  std::vector<backend::SampleResult> results_;
+  int64_t logit_rows_ = 0;                    // logit rows of this step's items so far
 
   std::thread thread_;  // last: starts after everything above is constructed
 };

@@ -14,7 +14,7 @@
 //
 // Prefix reuse: at admission the prompt is matched against the KV contents (prompt + fed tokens) of running
 // sequences and of up to prefix_cache_entries finished ones kept for that purpose; the longest common prefix
-// (all but the last prompt token at most) is shared with Model::ForkSequence instead of being prefilled, and
+// (all but the last prompt token at most) is shared with Sequences::Fork instead of being prefilled, and
 // reported as Finish::cached_prompt_tokens. Cache entries are reclaimable: they are evicted, least recently
 // used first, whenever admission needs their blocks or sequence slots; EngineStats::kv_blocks_cached counts
 // them. A sequence that ends in kError is never kept.

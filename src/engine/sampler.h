@@ -1,31 +1,27 @@
 #pragma once
-// The sampler chain of one sequence: turns a row of logits into the next token.
+// The sampling state of one sequence: what the sampling chain (backend/sampling.h) needs from one step to the
+// next - the repetition window, the counts behind presence/frequency penalties, the logit bias and the random
+// stream - turned into one backend::SampleRow per step (Prepare). The chain itself runs in the backend, on the
+// device for GPU models.
 //
-// Order (each stage sees the output of the one before):
-//   logit bias -> repetition penalty (last repetition_window tokens, prompt included; HF/llama.cpp rule:
-//   positive logits divided by the penalty, negative ones multiplied) -> presence/frequency penalties over
-//   generated tokens (OpenAI rule: logit -= presence * [count > 0] + frequency * count) -> temperature
-//   (0: argmax, nothing below runs) -> top-k -> top-p (smallest prefix of the sorted distribution whose mass
-//   reaches top_p) -> min-p (keep p >= min_p * max p) -> draw.
+// Penalties (folded into the row's per-token adjustments): repetition penalty over the last
+// repetition_window tokens, prompt included (HF/llama.cpp rule: positive logits divided by the penalty,
+// negative ones multiplied; each distinct token once); presence/frequency penalties over generated tokens
+// (OpenAI rule: logit -= presence * [count > 0] + frequency * count); logit bias added first.
 //
-// Reported log-probabilities (TokenOut::logprob and ::top) are the log-softmax of the distribution the token
-// was actually drawn from: penalised logits divided by the temperature, restricted to the tokens that survived
-// top-k/top-p/min-p, renormalised. Tokens cut by truncation never appear among the alternatives. For greedy
-// decoding (temperature 0) the distribution is the penalised logits at temperature 1 without truncation, so
-// the numbers stay informative.
+// Determinism: the draw's uniform number comes from std::mt19937_64 with our own 53-bit double conversion
+// (not std::uniform_real_distribution, whose output is implementation-defined), so the same seed and the same
+// logits give the same tokens on every platform. Without a seed the generator is seeded from std::random_device.
 //
-// Determinism: the draw uses std::mt19937_64 with our own 53-bit double conversion (not
-// std::uniform_real_distribution, whose output is implementation-defined), so the same seed and the same
-// logits sequence give the same tokens on every platform. Without a seed the generator is seeded from
-// std::random_device.
-//
-// Allocation: all buffers are sized at construction; Sample() allocates nothing (TokenOut::top reuses its
-// capacity when the caller reuses the TokenOut). Not thread-safe: one Sampler per sequence, used by one thread.
+// Allocation: buffers are sized at construction; Prepare() allocates nothing. Not thread-safe: one Sampler per
+// sequence, used by one thread.
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "engine/engine.h"
 
 namespace pensieve::engine {
@@ -41,37 +37,36 @@ class Sampler {
   // Records a generated token: repetition window, presence and frequency counts.
   void Accept(int32_t token);
 
-  // Picks the next token from logits (vocab_size floats); fills out->id, ->logprob and ->top
-  // (params.top_logprobs entries). Does not call Accept(). With `allowed` (vocab_size entries), tokens whose
-  // entry is 0 are removed first (logit -inf), so the chain runs on the constrained distribution; when it
-  // removes everything, the result is token 0 with logprob 0 (callers check).
+  // This step's row: parameters, per-token adjustments, `allowed` (vocab entries, 0: removed; empty: all) and
+  // a fresh uniform draw (when not greedy). The row's spans point into this Sampler (and `allowed`) and stay
+  // valid until the next Prepare(). logits_row is left for the caller.
+  void Prepare(backend::SampleRow* row, std::span<const uint8_t> allowed = {});
+  // Prepare + the chain on the host (tests and host-side callers). Does not call Accept().
   int32_t Sample(std::span<const float> logits, TokenOut* out, std::span<const uint8_t> allowed = {});
 
   const SamplingParams& params() const { return params_; }
 
+  // A chain result as the engine reports it.
+  static void ToTokenOut(const backend::SampleResult& r, TokenOut* out);
+
  private:
-  void ApplyPenalties();
-  int32_t SampleGreedy(TokenOut* out);
   double NextUniform();  // [0, 1)
+  backend::TokenAdjust& Entry(int32_t token);
 
   SamplingParams params_;
   int vocab_;
   std::mt19937_64 rng_;
 
-  std::vector<float> work_;        // the logits being processed (vocab_)
-  std::vector<int32_t> cand_;      // candidate token ids (vocab_), best first once sorted
-  std::vector<float> probs_;       // relative probabilities of the candidates, by token id (vocab_)
-  static constexpr int kBuckets = 4096;
-  std::vector<double> bucket_mass_;  // top-p: probability mass per logit bucket (kBuckets)
-  std::vector<float> bias_;        // dense logit bias (vocab_), empty when no bias
-
   std::vector<int32_t> window_;    // ring buffer of the last repetition_window tokens
   size_t window_pos_ = 0;
   size_t window_fill_ = 0;
-  std::vector<uint8_t> mark_;      // scratch: token already penalised in this step (vocab_)
-
   std::vector<int32_t> counts_;    // generated-token counts (vocab_), only when presence/frequency are on
   std::vector<int32_t> distinct_;  // generated tokens with count > 0
+  std::vector<backend::TokenAdjust> adjust_;  // this step's adjustments, one per distinct token
+  std::vector<int32_t> slot_;      // token -> index in adjust_ while building (-1), only when adjusting
+
+  std::unique_ptr<backend::HostSampler> host_;  // Sample() only
+  backend::SampleResult result_;
 };
 
 }  // namespace pensieve::engine

@@ -30,7 +30,8 @@ FloatType ToFloatType(const TensorView& t) {
 
 class Binder {
  public:
-  Binder(const ModelConfig& c, const TensorStore& s) : config_(c), store_(s) {}
+  Binder(const ModelConfig& c, const TensorStore& s, std::deque<std::vector<float>>& vectors)
+      : config_(c), store_(s), vectors_(vectors) {}
 
   const TensorView* Take(const std::string& name) {
     const TensorView* t = store_.Find(name);
@@ -80,15 +81,20 @@ class Binder {
   }
 
   // A float vector of n elements widened to f32; empty when optional and absent.
-  std::vector<float> Vector(const std::string& name, int64_t n, bool required) {
+  backend::Tensor Vector(const std::string& name, int64_t n, bool required) {
     const TensorView* t = required ? &Need(name) : Take(name);
     if (!t) return {};
     ToFloatType(*t);
     Require(t->shape == std::vector<int64_t>{n},
             t->file + ": tensor '" + name + "' has shape " + Shape(t->shape) + ", expected " + Shape({n}));
-    std::vector<float> v(n);
+    std::vector<float>& v = vectors_.emplace_back(n);
     for (int64_t i = 0; i < n; ++i) v[i] = LoadAsF32(t->data, t->dtype, i);
-    return v;
+    return {v.data(), 1, n};
+  }
+  // Elements [begin, begin + n) of a vector as their own vector (a fused bias split per projection).
+  backend::Tensor Part(const backend::Tensor& whole, int64_t begin, int64_t n) {
+    std::vector<float>& v = vectors_.emplace_back(whole.data + begin, whole.data + begin + n);
+    return {v.data(), 1, n};
   }
 
   // Every tensor must have been used or be one we knowingly ignore.
@@ -105,16 +111,17 @@ class Binder {
  private:
   const ModelConfig& config_;
   const TensorStore& store_;
+  std::deque<std::vector<float>>& vectors_;
   std::set<std::string> used_;
 };
 
 }  // namespace
 
 ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
-  Binder b(c, store);
+  ModelWeights w;
+  Binder b(c, store, w.vectors);
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size, hd = c.head_dim;
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  ModelWeights w;
   w.embed = b.Matrix("model.embed_tokens", c.vocab_size, hidden);
   w.layers.resize(c.num_hidden_layers);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
@@ -127,11 +134,11 @@ ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
       L.wq = qkv.RowSlice(0, q_dim);
       L.wk = qkv.RowSlice(q_dim, kv_dim);
       L.wv = qkv.RowSlice(q_dim + kv_dim, kv_dim);
-      std::vector<float> bias = b.Vector(p + "self_attn.qkv_proj.bias", q_dim + 2 * kv_dim, false);
+      const backend::Tensor bias = b.Vector(p + "self_attn.qkv_proj.bias", q_dim + 2 * kv_dim, false);
       if (!bias.empty()) {
-        L.bq.assign(bias.begin(), bias.begin() + q_dim);
-        L.bk.assign(bias.begin() + q_dim, bias.begin() + q_dim + kv_dim);
-        L.bv.assign(bias.begin() + q_dim + kv_dim, bias.end());
+        L.bq = b.Part(bias, 0, q_dim);
+        L.bk = b.Part(bias, q_dim, kv_dim);
+        L.bv = b.Part(bias, q_dim + kv_dim, kv_dim);
       }
     } else {
       L.wq = b.Matrix(p + "self_attn.q_proj", q_dim, hidden);

@@ -9,7 +9,7 @@
 
 #include "api/anthropic.h"
 #include "api/pipeline.h"
-#include "backend/cpu/cpu_backend.h"
+#include "test_backend.h"
 #include "chat/output_parser.h"
 #include "engine/local_engine.h"
 #include "fakes/fake_model.h"
@@ -27,7 +27,7 @@ struct RealWorld {
   explicit RealWorld(chat::ToolFormat format) {
     const std::string dir = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
     tokenizer = LoadTokenizer(dir);
-    auto backend = std::make_unique<backend::cpu::CpuBackend>(1);
+    auto backend = test::MakeTestBackend(1);
     model::LoadOptions lo;
     lo.kv_budget_bytes = 8 << 20;
     lo.max_batch_tokens = 64;

@@ -9,6 +9,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/simd_targets.h"  // must precede Highway: same target set as the kernels
+#include "backend/host_kv.h"
 #include "backend/reference.h"
 #include "formats/dtype.h"
 #include "formats/mlx_quant.h"
@@ -19,6 +20,42 @@ namespace pensieve::backend {
 namespace {
 
 std::vector<int64_t> Targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+void MatMul(cpu::CpuBackend& be, const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
+  const cpu::MatOut out{w, bias, y};
+  be.MatMulHost(x, T, std::span(&out, 1));
+}
+
+Tensor Host(const float* p, int64_t rows, int64_t cols) { return {const_cast<float*>(p), rows, cols}; }
+
+// Sequences of the given lengths laid out block after block in one HostKvStorage, with their block tables.
+struct Paged {
+  HostKvStorage cache;
+  std::vector<int32_t> tables;
+  int64_t stride = 0;
+  Paged(int layers, int kv_heads, int head_dim, int block_tokens, const std::vector<int64_t>& lengths)
+      : cache(KvLayout{layers, kv_heads, head_dim, block_tokens, Blocks(lengths, block_tokens)}) {
+    for (int64_t n : lengths) stride = std::max<int64_t>(stride, (n + block_tokens - 1) / block_tokens);
+    tables.assign(lengths.size() * stride, -1);
+    int32_t next = 0;
+    for (size_t i = 0; i < lengths.size(); ++i)
+      for (int64_t b = 0; b < (lengths[i] + block_tokens - 1) / block_tokens; ++b) tables[i * stride + b] = next++;
+  }
+  static int64_t Blocks(const std::vector<int64_t>& lengths, int bt) {
+    int64_t n = 0;
+    for (int64_t l : lengths) n += (l + bt - 1) / bt;
+    return n;
+  }
+  StepPlan Plan(const std::vector<int32_t>& items, const std::vector<int32_t>& pos) const {
+    StepPlan p;
+    p.tokens = pos;  // unused by attention
+    p.pos = pos;
+    p.row_item = items;
+    p.block_tables = tables;
+    p.table_stride = stride;
+    return p;
+  }
+};
 
 class OpsTest : public ::testing::TestWithParam<int64_t> {
  protected:
@@ -70,7 +107,7 @@ TEST_P(OpsTest, FloatMatMulMatchesScalar) {
           auto bias = Random(N);
           std::vector<float> want(T * N), got(T * N, NAN);
           ref::MatMul(x, T, w, bias.data(), want.data());
-          be.MatMul(x, T, w, bias.data(), got.data());
+          MatMul(be, x, T, w, bias.data(), got.data());
           std::vector<float> row(K);
           for (int64_t n = 0; n < N; ++n) {
             ref::DequantizeRow(w, n, row.data());
@@ -129,7 +166,7 @@ TEST_P(OpsTest, AffineMatMulMatchesDequantizeThenF32) {
             MatRef w = MakeAffine(rng_, N, K, bits, gs, type, with_bias, static_cast<int>(T % 2), p);
             auto x = Random(T * K);
             std::vector<float> got(T * N, NAN);
-            be.MatMul(x.data(), T, w, nullptr, got.data());
+            MatMul(be, x.data(), T, w, nullptr, got.data());
             // Independent dequantizer: the formats layer's reference of the MLX layout.
             DType pd = type == FloatType::kF32 ? DType::kF32 : type == FloatType::kBF16 ? DType::kBF16 : DType::kF16;
             std::vector<float> row(K), zero_b(K / gs, 0.0f);
@@ -179,10 +216,10 @@ TEST_P(OpsTest, MatMulMultiEqualsSeparateMatMuls) {
     for (int i = 0; i < 3; ++i) {
       got[i].assign(T * ws[i].rows, NAN);
       want[i].resize(T * ws[i].rows);
-      outs.push_back({ws[i], i == 0 ? bias.data() : nullptr, got[i].data()});
+      outs.push_back({ws[i], i == 0 ? Host(bias.data(), 1, 21) : Tensor{}, Host(got[i].data(), T, ws[i].rows)});
       ref::MatMul(x.data(), T, ws[i], i == 0 ? bias.data() : nullptr, want[i].data());
     }
-    be.MatMulMulti(x.data(), T, outs);
+    be.MatMulMulti(Host(x.data(), T, K), outs);
     for (int i = 0; i < 3; ++i)
       for (size_t j = 0; j < got[i].size(); ++j) ASSERT_NEAR(got[i][j], want[i][j], 1e-4f) << i << " " << j;
   }
@@ -195,20 +232,20 @@ TEST_P(OpsTest, RowOpsMatchScalar) {
     auto x = Random(rows * dim + 1), w = Random(dim);
     std::vector<float> want(rows * dim), got(rows * dim);
     ref::RmsNorm(x.data() + 1, w.data(), rows, dim, 1e-5f, want.data());
-    be.RmsNorm(x.data() + 1, w.data(), rows, dim, 1e-5f, got.data());
+    be.RmsNorm(Host(x.data() + 1, rows, dim), Host(w.data(), 1, dim), 1e-5f, Host(got.data(), rows, dim));
     for (int64_t i = 0; i < rows * dim; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i])));
   }
   for (int64_t n : {0, 1, 15, 17, 100, 40000}) {
     auto g = Random(n + 1, 3.0f), u = Random(n + 1);
     std::vector<float> want(n + 1), got(n + 1);
     ref::SiluMul(g.data() + 1, u.data(), n, want.data());
-    be.SiluMul(g.data() + 1, u.data(), n, got.data());
+    be.GluRows(GluActivation::kSilu, g.data() + 1, u.data(), n, got.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i]))) << i;
     ref::GeluMul(g.data() + 1, u.data(), n, want.data());
-    be.GeluMul(g.data() + 1, u.data(), n, got.data());
+    be.GluRows(GluActivation::kGeluTanh, g.data() + 1, u.data(), n, got.data());
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (1 + std::fabs(want[i]))) << i;
     std::vector<float> y = u, y2 = u;
-    be.Add(y.data(), g.data() + 1, n);
+    be.AddRows(y.data(), g.data() + 1, n);
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], y2[i] + g[i + 1]);
   }
 }
@@ -219,7 +256,7 @@ TEST_P(OpsTest, SoftmaxMatchesScalarAndSumsToOne) {
     auto x = Random(3 * n, 5.0f);
     auto want = x;
     ref::Softmax(want.data(), 3, n);
-    be.Softmax(x.data(), 3, n);
+    be.SoftmaxHost(x.data(), 3, n);
     for (int64_t r = 0; r < 3; ++r) {
       double sum = 0;
       for (int64_t i = 0; i < n; ++i) {
@@ -230,7 +267,7 @@ TEST_P(OpsTest, SoftmaxMatchesScalarAndSumsToOne) {
     }
   }
   std::vector<float> v = {0.0f, std::log(3.0f)};  // by hand: 1/4, 3/4
-  be.Softmax(v.data(), 1, 2);
+  be.SoftmaxHost(v.data(), 1, 2);
   EXPECT_NEAR(v[0], 0.25f, 1e-6f);
   EXPECT_NEAR(v[1], 0.75f, 1e-6f);
 }
@@ -239,10 +276,9 @@ TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
   cpu::CpuBackend be(2);
   // head_dim 8, rotary_dim 4 (partial): dims 0,2 pair with 2,... i.e. i pairs with i + 2 for i < 2.
   std::vector<float> inv_freq = {1.0f, 0.01f};
-  RopeParams rope{4, inv_freq.data(), 1.0f};
   std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8};
   int32_t pos = 3;
-  be.Rope(x.data(), 1, 1, 8, &pos, rope);
+  be.RopeRows(x.data(), 1, 1, 8, &pos, 4, inv_freq.data(), 1.0f);
   const double a0 = 3.0, a1 = 0.03;
   EXPECT_NEAR(x[0], 1 * std::cos(a0) - 3 * std::sin(a0), 1e-6);
   EXPECT_NEAR(x[2], 3 * std::cos(a0) + 1 * std::sin(a0), 1e-6);
@@ -254,25 +290,19 @@ TEST_P(OpsTest, RopeMatchesHandComputedRotation) {
 TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
   cpu::CpuBackend be(2);
   ref::ReferenceBackend rb;
-  KvCacheConfig kc{2, 2, 12, 4, 16 << 20, 4, 1024};
   for (int64_t len : {11, 400})
     for (int window : {0, 5, 1}) {
-      KvCache cache(kc);
-      int s0 = cache.NewSequence(), s1 = cache.NewSequence();
-      cache.Append(s0, len);
-      cache.Append(s1, 3);
-      std::vector<int32_t> seqs, pos;
-      for (int p = 0; p < len; ++p) seqs.push_back(s0), pos.push_back(p);
-      for (int p = 0; p < 3; ++p) seqs.push_back(s1), pos.push_back(p);
-      const int64_t T = seqs.size();
+      Paged kv(2, 2, 12, 4, {len, 3});
+      std::vector<int32_t> items, pos;
+      for (int p = 0; p < len; ++p) items.push_back(0), pos.push_back(p);
+      for (int p = 0; p < 3; ++p) items.push_back(1), pos.push_back(p);
+      const int64_t T = items.size();
+      const StepPlan plan = kv.Plan(items, pos);
       auto k = Random(T * 24), v = Random(T * 24), q = Random(T * 4 * 12);
-      for (int layer = 0; layer < 2; ++layer) be.WriteKv(cache, layer, T, seqs.data(), pos.data(), k.data(), v.data());
+      for (int layer = 0; layer < 2; ++layer) HostWriteKv(kv.cache, plan, layer, k.data(), v.data());
       AttentionArgs a;
-      a.q = q.data();
+      a.q = Host(q.data(), T, 48);
       // len 11 stays under the kernel's inline threshold; len 400 takes the threaded path.
-      a.T = T;
-      a.seqs = seqs.data();
-      a.pos = pos.data();
       a.layer = 1;
       a.n_heads = 4;
       a.n_kv_heads = 2;
@@ -280,10 +310,12 @@ TEST_P(OpsTest, AttentionMatchesScalarWithGqaAndWindow) {
       a.scale = 0.3f;
       a.window = window;
       std::vector<float> want(T * 48), got(T * 48);
-      a.out = want.data();
-      rb.Attention(cache, a);
-      a.out = got.data();
-      be.Attention(cache, a);
+      a.out = Host(want.data(), T, 48);
+      rb.SetStep(plan);
+      rb.Attention(kv.cache, a);
+      a.out = Host(got.data(), T, 48);
+      be.SetStep(plan);
+      be.Attention(kv.cache, a);
       for (int64_t i = 0; i < T * 48; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f) << i;
       // Position 0 sees only itself: output equals its value row (kv head 0 for heads 0 and 1).
       for (int d = 0; d < 12; ++d) EXPECT_NEAR(got[d], v[d], 1e-6f);
@@ -313,41 +345,36 @@ TEST_P(OpsTest, AttentionTilesMatchScalarAcrossShapes) {
     SCOPED_TRACE(testing::Message() << "heads " << sh.heads << " kv " << sh.kv_heads << " hd " << sh.head_dim
                                     << " block " << sh.block_tokens << " window " << sh.window);
     const int kv_dim = sh.kv_heads * sh.head_dim, q_dim = sh.heads * sh.head_dim;
-    KvCacheConfig kc{1, sh.kv_heads, sh.head_dim, sh.block_tokens, 64 << 20, 8, 4096};
-    KvCache cache(kc);
-    // Sequence a: 180 cached positions, then a 333-row chunk. Sequences b, c: one decode row each at 250 and 3.
-    const int a = cache.NewSequence(), b = cache.NewSequence(), c = cache.NewSequence();
+    // Item 0 (a): 180 cached positions, then a 333-row chunk. Items 1, 2 (b, c): one decode row each at 250 and 3.
     const int64_t cached = 180, chunk = 333;
-    cache.Append(a, cached + chunk);
-    cache.Append(b, 251);
-    cache.Append(c, 4);
-    std::vector<int32_t> all_seqs, all_pos;
-    for (int p = 0; p < cached + chunk; ++p) all_seqs.push_back(a), all_pos.push_back(p);
-    for (int p = 0; p < 251; ++p) all_seqs.push_back(b), all_pos.push_back(p);
-    for (int p = 0; p < 4; ++p) all_seqs.push_back(c), all_pos.push_back(p);
-    const auto k = Random(all_seqs.size() * kv_dim), v = Random(all_seqs.size() * kv_dim);
-    be.WriteKv(cache, 0, all_seqs.size(), all_seqs.data(), all_pos.data(), k.data(), v.data());
+    Paged kv(1, sh.kv_heads, sh.head_dim, sh.block_tokens, {cached + chunk, 251, 4});
+    std::vector<int32_t> all_items, all_pos;
+    for (int p = 0; p < cached + chunk; ++p) all_items.push_back(0), all_pos.push_back(p);
+    for (int p = 0; p < 251; ++p) all_items.push_back(1), all_pos.push_back(p);
+    for (int p = 0; p < 4; ++p) all_items.push_back(2), all_pos.push_back(p);
+    const auto k = Random(all_items.size() * kv_dim), v = Random(all_items.size() * kv_dim);
+    HostWriteKv(kv.cache, kv.Plan(all_items, all_pos), 0, k.data(), v.data());
     // This call's rows: b's last row, a's chunk, c's last row.
-    std::vector<int32_t> seqs = {b}, pos = {250};
-    for (int64_t p = cached; p < cached + chunk; ++p) seqs.push_back(a), pos.push_back(static_cast<int32_t>(p));
-    seqs.push_back(c), pos.push_back(3);
-    const int64_t T = seqs.size();
+    std::vector<int32_t> items = {1}, pos = {250};
+    for (int64_t p = cached; p < cached + chunk; ++p) items.push_back(0), pos.push_back(static_cast<int32_t>(p));
+    items.push_back(2), pos.push_back(3);
+    const int64_t T = items.size();
+    const StepPlan plan = kv.Plan(items, pos);
     const auto q = Random(T * q_dim);
     AttentionArgs args;
-    args.q = q.data();
-    args.T = T;
-    args.seqs = seqs.data();
-    args.pos = pos.data();
+    args.q = Host(q.data(), T, q_dim);
     args.n_heads = sh.heads;
     args.n_kv_heads = sh.kv_heads;
     args.head_dim = sh.head_dim;
     args.scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim)) * 3.0f;  // sharper than usual
     args.window = sh.window;
     std::vector<float> want(T * q_dim), got(T * q_dim, NAN);
-    args.out = want.data();
-    rb.Attention(cache, args);
-    args.out = got.data();
-    be.Attention(cache, args);
+    args.out = Host(want.data(), T, q_dim);
+    rb.SetStep(plan);
+    rb.Attention(kv.cache, args);
+    args.out = Host(got.data(), T, q_dim);
+    be.SetStep(plan);
+    be.Attention(kv.cache, args);
     for (int64_t i = 0; i < T * q_dim; ++i) ASSERT_NEAR(got[i], want[i], 2e-5f) << "row " << i / q_dim;
   }
   }

@@ -6,8 +6,6 @@
 //  - tests/fixtures/demo/greedy.jsonl: 50 prompts with transformers' rendered prompt ids and greedy output ids
 //    (float32 compute from the bf16 file): our prompt ids and our greedy ids must be identical.
 // CI runs a fixed deterministic subset of the held-out prompts (see SubsetStride); the bar is 98% either way.
-#include <zlib.h>
-
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -20,119 +18,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
-#include "chat/chat_template.h"
-#include "model/model.h"
-#include "test_paths.h"
-#include "tokenizer/tokenizer.h"
+#include "demo/demo_runner.h"
+#include "test_backend.h"
 
 namespace pensieve {
 namespace {
 
 using chat::Json;
-
-std::string ModelsDir() { return test::FixturesDir() + "/../../models"; }
-
-std::vector<Json> ReadJsonLines(const std::string& path) {
-  std::string text;
-  if (path.ends_with(".gz")) {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (!f) throw std::runtime_error("cannot open " + path);
-    char buf[1 << 16];
-    int n;
-    while ((n = gzread(f, buf, sizeof buf)) > 0) text.append(buf, n);
-    gzclose(f);
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot open " + path);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  std::vector<Json> rows;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    if (nl > pos) rows.push_back(Json::parse(text.begin() + pos, text.begin() + nl));
-    pos = nl + 1;
-  }
-  return rows;
-}
-
-// One loaded model with its tokenizer and chat template; greedy generation as transformers' generate does it
-// (argmax, first index on ties; stop at an eos id from generation_config: <|im_end|> or <|endoftext|>).
-class DemoRunner {
- public:
-  explicit DemoRunner(const std::string& dir, int64_t max_context = 16384) : backend_(0) {
-    model::LoadOptions opts;
-    opts.max_sequences = 2;
-    opts.max_context = max_context;
-    opts.max_batch_tokens = 256;
-    // KV: layers * 2 * kv_dim floats per token.
-    opts.kv_budget_bytes = std::max<int64_t>(int64_t{256} << 20, max_context * 6 * 2 * 128 * 4);
-    model_ = model::Model::Load(dir, backend_, opts);
-    tokenizer_ = LoadTokenizer(dir);
-    auto source = chat::FindChatTemplate(dir);
-    if (!source) throw std::runtime_error(dir + " has no chat template");
-    template_ = std::make_unique<chat::ChatTemplate>(*source);
-  }
-
-  std::vector<int32_t> RenderIds(const Json& messages, const Json& tools) const {
-    chat::RenderInput in;
-    in.messages = messages;
-    in.tools = tools;
-    in.add_generation_prompt = true;
-    in.bos_token = tokenizer_->bos_token();
-    in.eos_token = tokenizer_->eos_token();
-    return tokenizer_->Encode(template_->Render(in), /*add_special=*/false);
-  }
-
-  // Greedy ids (the stopping eos id included, as transformers returns it).
-  std::vector<int32_t> Generate(const std::vector<int32_t>& prompt, int max_new) {
-    const int64_t vocab = model_->config().vocab_size;
-    std::vector<float> logits(vocab);
-    int seq = model_->NewSequence();
-    model::ForwardItem item{seq, prompt, false};
-    model_->Forward(std::span(&item, 1), logits);
-    prompt_tokens_ += static_cast<int64_t>(prompt.size());
-    std::vector<int32_t> out;
-    for (int i = 0; i < max_new; ++i) {
-      int32_t best = 0;
-      for (int64_t v = 1; v < vocab; ++v)
-        if (logits[v] > logits[best]) best = static_cast<int32_t>(v);
-      out.push_back(best);
-      bool eos = false;
-      for (int64_t e : model_->config().eos_token_ids) eos |= e == best;
-      if (eos || i + 1 == max_new) break;
-      model::ForwardItem step{seq, std::span<const int32_t>(&out.back(), 1), false};
-      model_->Forward(std::span(&step, 1), logits);
-    }
-    model_->FreeSequence(seq);
-    return out;
-  }
-
-  // The answer text: output up to (not including) the first eos id.
-  std::string Answer(std::vector<int32_t> ids) const {
-    for (size_t i = 0; i < ids.size(); ++i) {
-      for (int64_t e : model_->config().eos_token_ids) {
-        if (ids[i] == e) {
-          ids.resize(i);
-          return tokenizer_->Decode(ids, /*skip_special=*/false);
-        }
-      }
-    }
-    return tokenizer_->Decode(ids, false);
-  }
-
-  int64_t prompt_tokens() const { return prompt_tokens_; }
-  const model::Model& model() const { return *model_; }
-
- private:
-  backend::cpu::CpuBackend backend_;
-  std::unique_ptr<model::Model> model_;
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<chat::ChatTemplate> template_;
-  int64_t prompt_tokens_ = 0;
-};
+using test::DemoRunner;
+using test::ModelsDir;
+using test::ReadJsonLines;
 
 // CI runs a fixed subset (every 2nd prompt: 250 per model, all nine families, ~60 CPU-s each; with 100 the 4-bit
 // model would sit exactly on the bar, 98/100); PENSIEVE_DEMO_HELDOUT=all runs all 500
@@ -148,7 +43,7 @@ int SubsetStride(size_t n) {
 void CheckHeldOut(const std::string& model_dir, const char* label) {
   const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/heldout.jsonl.gz");
   ASSERT_EQ(rows.size(), 500u);
-  DemoRunner runner(model_dir);
+  DemoRunner runner(model_dir, test::MakeTestBackend(0));
   const int stride = SubsetStride(rows.size());
   std::map<std::string, std::pair<int, int>> by_family;  // family -> (right, total)
   int right = 0, total = 0;
@@ -197,7 +92,7 @@ TEST(DemoModel, HeldOutExactMlx4) {
 TEST(DemoModel, GreedyIdsMatchTransformers) {
   const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/greedy.jsonl");
   ASSERT_EQ(rows.size(), 50u);
-  DemoRunner runner(ModelsDir() + "/demo");
+  DemoRunner runner(ModelsDir() + "/demo", test::MakeTestBackend(0));
   int same_prompt = 0, same_output = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const Json& r = rows[i];
@@ -223,7 +118,7 @@ TEST(DemoModel, ClaudeCodeShapedMatchesTransformers) {
   if (!env) GTEST_SKIP() << "opt-in: PENSIEVE_DEMO_LONG=N (N prompts of 38k-78k tokens)";
   const auto rows = ReadJsonLines(test::FixturesDir() + "/demo/claude_code_shaped.jsonl.gz");
   const size_t n = std::min<size_t>(rows.size(), std::max(1, std::atoi(env)));
-  DemoRunner runner(ModelsDir() + "/demo", 131072);
+  DemoRunner runner(ModelsDir() + "/demo", test::MakeTestBackend(0), 131072);
   int same = 0, right = 0;
   for (size_t i = 0; i < n; ++i) {
     const Json& r = rows[i];

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "backend/cpu/cpu_backend.h"
+#include "test_backend.h"
 #include "engine/local_engine.h"
 #include "fakes/fake_tokenizer.h"
 #include "test_paths.h"
@@ -328,7 +328,7 @@ TEST(JsonConstraintTest, EngineGeneratesOneJsonObjectDeterministically) {
   PENSIEVE_REQUIRE_SHARED();
   const std::string dir = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
   auto tok = LoadTokenizer(dir);
-  auto backend = std::make_unique<backend::cpu::CpuBackend>(1);
+  auto backend = test::MakeTestBackend(1);
   model::LoadOptions lo;
   lo.kv_budget_bytes = 8 << 20;
   lo.max_batch_tokens = 64;

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "backend/cpu/cpu_backend.h"
+#include "test_backend.h"
 #include "test_paths.h"
 
 namespace pensieve::engine {
@@ -43,7 +43,7 @@ std::vector<Case> LoadCases() {
 }
 
 std::unique_ptr<Engine> Start(EngineOptions opts, int64_t kv_bytes = 8 << 20, int max_sequences = 64) {
-  auto backend = std::make_unique<backend::cpu::CpuBackend>(1);
+  auto backend = test::MakeTestBackend(1);
   model::LoadOptions lo;
   lo.kv_budget_bytes = kv_bytes;
   lo.max_batch_tokens = 64;

@@ -11,6 +11,7 @@
 #include <vector>
 #include <sys/wait.h>
 
+#include "run_cli.h"
 #include "temp_dir.h"
 #include "test_paths.h"
 
@@ -19,21 +20,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct RunResult {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-RunResult RunCli(const std::string& args) {
-  std::string cmd = test::PensieveBinary() + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using test::RunCli;
+using test::RunResult;
 
 TEST(CliFormats, InfoStories260K) {
   PENSIEVE_REQUIRE_SHARED();

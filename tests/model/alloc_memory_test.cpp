@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "random_model.h"
 
@@ -69,27 +70,33 @@ TEST(AllocationTest, DecodeStepsAllocateNothing) {
     o.kv_block_tokens = 4;
     o.max_batch_tokens = 32;
     auto m = Model::Load(dir, cpu, o);
+    engine::Sequences seqs(*m);
     const int64_t V = m->config().vocab_size;
-    int a = m->NewSequence(), b = m->NewSequence();
+    int a = seqs.New(), b = seqs.New();
     std::vector<int32_t> prompt = {1, 5, 9, 13, 17, 21};
     std::vector<float> logits(2 * V);
-    ForwardItem pa{a, prompt, false}, pb{b, prompt, false};
-    m->Forward(std::span(&pa, 1), logits);
-    m->Forward(std::span(&pb, 1), logits);
+    using Item = engine::Sequences::Item;
+    Item pa{a, prompt}, pb{b, prompt};
+    seqs.Forward(std::span(&pa, 1), logits);
+    seqs.Forward(std::span(&pb, 1), logits);
     int32_t ta = 7, tb = 8;
-    ForwardItem one{a, std::span<const int32_t>(&ta, 1), false};
-    m->Forward(std::span(&one, 1), logits);  // warm-up: first decode sizes nothing new, but be fair
-    // Many steps, crossing KV block boundaries (4 tokens per block) in both sequences.
+    Item one{a, std::span<const int32_t>(&ta, 1)};
+    seqs.Forward(std::span(&one, 1), logits);  // warm-up: first decode sizes nothing new, but be fair
+    // Many steps, crossing KV block boundaries (4 tokens per block) in both sequences; host logits and, as
+    // the engine runs, sampling within the step.
     EXPECT_EQ(CountAllocations([&] {
-                for (int i = 0; i < 9; ++i) m->Forward(std::span(&one, 1), logits);
+                for (int i = 0; i < 9; ++i) seqs.Forward(std::span(&one, 1), logits);
               }),
               0);
-    ForwardItem both[2] = {{a, std::span<const int32_t>(&ta, 1), false}, {b, std::span<const int32_t>(&tb, 1), false}};
+    Item both[2] = {{a, std::span<const int32_t>(&ta, 1)}, {b, std::span<const int32_t>(&tb, 1)}};
+    backend::SampleRow rows[2];
+    rows[1].logits_row = 1;
+    backend::SampleResult results[2];
     EXPECT_EQ(CountAllocations([&] {
-                for (int i = 0; i < 9; ++i) m->Forward(both, logits);
+                for (int i = 0; i < 9; ++i) seqs.Forward(both, rows, results);
               }),
               0);
-    EXPECT_EQ(m->SequenceLength(a), 6 + 1 + 9 + 9);
+    EXPECT_EQ(seqs.Length(a), 6 + 1 + 9 + 9);
   }
 }
 
@@ -121,14 +128,15 @@ TEST(MemoryTest, ResidentMemoryBoundedByWeightFilesPlusKvPool) {
     auto m = Model::Load(dir, cpu, o);
     std::vector<int32_t> prompt(48);
     for (int i = 0; i < 48; ++i) prompt[i] = (i * 131) % s.vocab;
-    const int seq = m->NewSequence();
+    engine::Sequences seqs(*m);
+    const int seq = seqs.New();
     std::vector<float> logits(s.vocab);
-    ForwardItem it{seq, prompt, false};
-    m->Forward(std::span(&it, 1), logits);  // touches every weight
+    engine::Sequences::Item it{seq, prompt};
+    seqs.Forward(std::span(&it, 1), logits);  // touches every weight
     const int64_t grown = RssBytes() - before;
-    const double limit = 1.1 * file_bytes + m->kv_cache().pool_bytes();
+    const double limit = 1.1 * file_bytes + m->kv_pool_bytes();
     std::printf("[ memory   ] %s: weights %.1f MB, kv pool %.1f MB, RSS growth %.1f MB (limit %.1f MB)\n",
-                bits ? "mlx4" : "bf16", file_bytes / 1e6, m->kv_cache().pool_bytes() / 1e6, grown / 1e6, limit / 1e6);
+                bits ? "mlx4" : "bf16", file_bytes / 1e6, m->kv_pool_bytes() / 1e6, grown / 1e6, limit / 1e6);
     EXPECT_LE(grown, limit);
     EXPECT_GE(grown, static_cast<int64_t>(0.5 * file_bytes));  // the weights really were read (mapped in)
     m.reset();

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/reference.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "random_model.h"
 #include "util/error.h"
@@ -19,63 +20,13 @@
 namespace pensieve::model {
 namespace {
 
+using engine::Sequences;
 using test::RandomModelSpec;
+using Item = Sequences::Item;
 
-struct Variant {
-  const char* name;
-  RandomModelSpec spec;
-};
+using test::Variant;
 
-std::vector<Variant> Variants() {
-  std::vector<Variant> v;
-  v.push_back({"llama", {}});
-  RandomModelSpec tied;
-  tied.tied = true;
-  tied.kv_heads = 4;
-  v.push_back({"llama_tied_mha", tied});
-  RandomModelSpec l3;
-  l3.extra = {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                                 {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}};
-  v.push_back({"llama3_rope", l3});
-  RandomModelSpec mistral;
-  mistral.architecture = "MistralForCausalLM";
-  mistral.model_type = "mistral";
-  mistral.extra = {{"sliding_window", 5}};
-  v.push_back({"mistral_window", mistral});
-  RandomModelSpec qwen2;
-  qwen2.architecture = "Qwen2ForCausalLM";
-  qwen2.model_type = "qwen2";
-  qwen2.qkv_bias = true;
-  v.push_back({"qwen2_bias", qwen2});
-  RandomModelSpec qwen3;
-  qwen3.architecture = "Qwen3ForCausalLM";
-  qwen3.model_type = "qwen3";
-  qwen3.qk_norm = true;
-  v.push_back({"qwen3_qknorm", qwen3});
-  RandomModelSpec phi3;
-  phi3.architecture = "Phi3ForCausalLM";
-  phi3.model_type = "phi3";
-  phi3.fused = true;
-  phi3.extra = {{"partial_rotary_factor", 0.5},
-                {"original_max_position_embeddings", 8},
-                {"rope_scaling",
-                 {{"type", "longrope"}, {"short_factor", {1.0, 1.1, 1.3, 2.0}}, {"long_factor", {1.5, 2.0, 4.0, 8.0}}}}};
-  v.push_back({"phi3_longrope_partial", phi3});
-  RandomModelSpec bf16;
-  bf16.dtype = DType::kBF16;
-  v.push_back({"llama_bf16", bf16});
-  RandomModelSpec q4;
-  q4.quant_bits = 4;
-  q4.dtype = DType::kBF16;
-  v.push_back({"llama_mlx4_g32", q4});
-  RandomModelSpec q8 = q4;
-  q8.quant_bits = 8;
-  q8.group_size = 64;
-  q8.tied = true;
-  q8.inter = 128;  // a multiple of the group size
-  v.push_back({"llama_mlx8_g64_tied", q8});
-  return v;
-}
+std::vector<Variant> Variants() { return test::DecoderVariants(); }
 
 class DecoderTest : public ::testing::TestWithParam<Variant> {
  protected:
@@ -107,11 +58,11 @@ double RelL2(const float* a, const float* b, int64_t n) {
 }
 
 std::vector<float> Prefill(Model& m, const std::vector<int32_t>& tokens) {
-  int seq = m.NewSequence();
+  Sequences seqs(m);
+  int seq = seqs.New();
   std::vector<float> logits(tokens.size() * m.config().vocab_size);
-  ForwardItem it{seq, tokens, true};
-  m.Forward(std::span(&it, 1), logits);
-  m.FreeSequence(seq);
+  Item it{seq, tokens, Logits::kAll};
+  seqs.Forward(std::span(&it, 1), logits);
   return logits;
 }
 
@@ -131,16 +82,17 @@ TEST_P(DecoderTest, CachedDecodeEqualsUncachedPrefill) {
   const int64_t V = m->config().vocab_size;
   auto prompt = Prompt(13, 1);
   auto full = Prefill(*m, prompt);
-  int seq = m->NewSequence();
+  Sequences seqs(*m);
+  int seq = seqs.New();
   std::vector<float> logits(V);
-  ForwardItem head{seq, std::span<const int32_t>(prompt).first(10), false};
-  m->Forward(std::span(&head, 1), logits);
+  Item head{seq, std::span<const int32_t>(prompt).first(10)};
+  seqs.Forward(std::span(&head, 1), logits);
   for (size_t p = 10; p < prompt.size(); ++p) {
-    ForwardItem step{seq, std::span<const int32_t>(&prompt[p], 1), false};
-    m->Forward(std::span(&step, 1), logits);
+    Item step{seq, std::span<const int32_t>(&prompt[p], 1)};
+    seqs.Forward(std::span(&step, 1), logits);
     EXPECT_LT(RelL2(logits.data(), &full[p * V], V), 1e-5) << "position " << p;
   }
-  EXPECT_EQ(m->SequenceLength(seq), 13);
+  EXPECT_EQ(seqs.Length(seq), 13);
 }
 
 TEST_P(DecoderTest, BatchOfTwoEqualsSeparateRuns) {
@@ -152,12 +104,13 @@ TEST_P(DecoderTest, BatchOfTwoEqualsSeparateRuns) {
   // a: prefill 10 alone, then its 11th token decodes in the same step as b's whole prefill. (With Phi-3's
   // longrope, original context 8: a's rows use long factors and b's short ones, in one batch, as
   // transformers would for each sequence alone.)
-  int sa = m->NewSequence(), sb = m->NewSequence();
+  Sequences seqs(*m);
+  int sa = seqs.New(), sb = seqs.New();
   std::vector<float> logits(V * 7);
-  ForwardItem first{sa, std::span<const int32_t>(a).first(10), false};
-  m->Forward(std::span(&first, 1), logits);
-  ForwardItem both[2] = {{sa, std::span<const int32_t>(&a[10], 1), false}, {sb, b, true}};
-  m->Forward(both, logits);
+  Item first{sa, std::span<const int32_t>(a).first(10)};
+  seqs.Forward(std::span(&first, 1), logits);
+  Item both[2] = {{sa, std::span<const int32_t>(&a[10], 1)}, {sb, b, Logits::kAll}};
+  seqs.Forward(both, logits);
   EXPECT_LT(RelL2(&logits[0], &la[10 * V], V), 1e-5);
   for (int p = 0; p < 6; ++p) EXPECT_LT(RelL2(&logits[(1 + p) * V], &lb[p * V], V), 1e-5) << "position " << p;
 }
@@ -181,16 +134,20 @@ TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
   LoadOptions o;
   o.kv_budget_bytes = 1 << 20;
   auto m = Model::Load(dir, cpu, o);
-  int seq = m->NewSequence();
+  Sequences seqs(*m);
+  int seq = seqs.New();
   std::vector<float> logits(256);
   std::vector<int32_t> bad = {1, 256};
-  ForwardItem it{seq, bad, false};
-  EXPECT_THROW(m->Forward(std::span(&it, 1), logits), pensieve::Error);
-  EXPECT_EQ(m->SequenceLength(seq), 0);
+  Item it{seq, bad};
+  EXPECT_THROW(seqs.Forward(std::span(&it, 1), logits), pensieve::Error);
+  EXPECT_EQ(seqs.Length(seq), 0);
   std::vector<int32_t> ok = {1, 2};
-  ForwardItem it2{seq, ok, true};
-  EXPECT_THROW(m->Forward(std::span(&it2, 1), logits), pensieve::Error);  // needs 2 rows of logits
-  EXPECT_EQ(m->SequenceLength(seq), 0);
+  Item it2{seq, ok, Logits::kAll};
+  EXPECT_THROW(seqs.Forward(std::span(&it2, 1), logits), pensieve::Error);  // needs 2 rows of logits
+  EXPECT_EQ(seqs.Length(seq), 0);
+  Item twice[2] = {{seq, ok}, {seq, ok}};
+  EXPECT_THROW(seqs.Forward(twice, logits), pensieve::Error);  // one sequence twice in a call
+  EXPECT_EQ(seqs.Length(seq), 0);
 }
 
 TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {

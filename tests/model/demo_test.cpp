@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "test_paths.h"
 
@@ -39,18 +40,19 @@ TEST(DemoModelTest, BatchedGreedyMatchesTransformers) {
   const int64_t V = m->config().vocab_size;
   const int32_t eos = 4091;
 
+  engine::Sequences sequences(*m);
   std::vector<int> seqs;
-  std::vector<ForwardItem> items;
+  std::vector<engine::Sequences::Item> items;
   for (const Case& c : cases) {
-    seqs.push_back(m->NewSequence());
-    items.push_back({seqs.back(), c.prompt, false});
+    seqs.push_back(sequences.New());
+    items.push_back({seqs.back(), c.prompt});
   }
   std::vector<float> logits(cases.size() * V);
   std::vector<std::vector<int32_t>> got(cases.size());
   std::vector<int32_t> next(cases.size());
   std::vector<size_t> active(cases.size());
   for (size_t i = 0; i < cases.size(); ++i) active[i] = i;
-  m->Forward(items, logits);
+  sequences.Forward(items, logits);
   for (int step = 0; !active.empty() && step < 40; ++step) {
     std::vector<size_t> still;
     items.clear();
@@ -61,11 +63,11 @@ TEST(DemoModelTest, BatchedGreedyMatchesTransformers) {
       got[i].push_back(next[i]);
       if (next[i] != eos && got[i].size() < cases[i].want.size() + 2) {
         still.push_back(i);
-        items.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), false});
+        items.push_back({seqs[i], std::span<const int32_t>(&next[i], 1)});
       }
     }
     active = still;
-    if (!items.empty()) m->Forward(items, logits);
+    if (!items.empty()) sequences.Forward(items, logits);
   }
   int exact = 0;
   for (size_t i = 0; i < cases.size(); ++i) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "engine/sequences.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "test_paths.h"
@@ -80,17 +81,18 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
     return err;
   };
 
-  int seq = model->NewSequence();
+  engine::Sequences seqs(*model);
+  int seq = seqs.New();
   std::vector<float> logits(prompt.size() * V);
-  ForwardItem item{seq, prompt, true};
-  model->Forward(std::span(&item, 1), logits);
+  engine::Sequences::Item item{seq, prompt, Logits::kAll};
+  seqs.Forward(std::span(&item, 1), logits);
   double worst = 0;
   for (size_t p = 0; p < prompt.size(); ++p)
     worst = std::max(worst, check_row(&logits[p * V], prefill_t.as<float>() + p * V, "prefill row " + std::to_string(p)));
   std::vector<float> step(V);
   for (size_t i = 0; i < decode_ids.size(); ++i) {
-    ForwardItem it{seq, std::span<const int32_t>(&decode_ids[i], 1), false};
-    model->Forward(std::span(&it, 1), step);
+    engine::Sequences::Item it{seq, std::span<const int32_t>(&decode_ids[i], 1)};
+    seqs.Forward(std::span(&it, 1), step);
     worst = std::max(worst, check_row(step.data(), decode_t.as<float>() + i * V, "decode step " + std::to_string(i)));
   }
   RecordProperty("worst_rel_l2", std::to_string(worst));

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <random>
 #include <span>
 #include <vector>
@@ -154,6 +155,66 @@ inline uint64_t WriteRandomModel(const std::string& dir, const RandomModelSpec& 
   w.Vector("model.norm.weight", H, 1.0f);
   if (!s.tied) w.Matrix("lm_head", s.vocab, H);
   return w.Write(dir + "/model.safetensors");
+}
+
+struct Variant {
+  const char* name;
+  RandomModelSpec spec;
+};
+// gtest prints a parameter by its name, not its bytes.
+inline void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+// One tiny random model of every architecture variant the decoder supports (shared by the cpu decoder tests
+// and the GPU ones).
+inline std::vector<Variant> DecoderVariants() {
+  std::vector<Variant> v;
+  v.push_back({"llama", {}});
+  RandomModelSpec tied;
+  tied.tied = true;
+  tied.kv_heads = 4;
+  v.push_back({"llama_tied_mha", tied});
+  RandomModelSpec l3;
+  l3.extra = {{"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                 {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}};
+  v.push_back({"llama3_rope", l3});
+  RandomModelSpec mistral;
+  mistral.architecture = "MistralForCausalLM";
+  mistral.model_type = "mistral";
+  mistral.extra = {{"sliding_window", 5}};
+  v.push_back({"mistral_window", mistral});
+  RandomModelSpec qwen2;
+  qwen2.architecture = "Qwen2ForCausalLM";
+  qwen2.model_type = "qwen2";
+  qwen2.qkv_bias = true;
+  v.push_back({"qwen2_bias", qwen2});
+  RandomModelSpec qwen3;
+  qwen3.architecture = "Qwen3ForCausalLM";
+  qwen3.model_type = "qwen3";
+  qwen3.qk_norm = true;
+  v.push_back({"qwen3_qknorm", qwen3});
+  RandomModelSpec phi3;
+  phi3.architecture = "Phi3ForCausalLM";
+  phi3.model_type = "phi3";
+  phi3.fused = true;
+  phi3.extra = {{"partial_rotary_factor", 0.5},
+                {"original_max_position_embeddings", 8},
+                {"rope_scaling",
+                 {{"type", "longrope"}, {"short_factor", {1.0, 1.1, 1.3, 2.0}}, {"long_factor", {1.5, 2.0, 4.0, 8.0}}}}};
+  v.push_back({"phi3_longrope_partial", phi3});
+  RandomModelSpec bf16;
+  bf16.dtype = DType::kBF16;
+  v.push_back({"llama_bf16", bf16});
+  RandomModelSpec q4;
+  q4.quant_bits = 4;
+  q4.dtype = DType::kBF16;
+  v.push_back({"llama_mlx4_g32", q4});
+  RandomModelSpec q8 = q4;
+  q8.quant_bits = 8;
+  q8.group_size = 64;
+  q8.tied = true;
+  q8.inter = 128;  // a multiple of the group size
+  v.push_back({"llama_mlx8_g64_tied", q8});
+  return v;
 }
 
 }  // namespace pensieve::model::test

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/reference.h"
+#include "engine/sequences.h"
 #include "model/model.h"
 #include "test_paths.h"
 
@@ -59,10 +60,11 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
     const nlohmann::json full = g.value("full_logits_first_positions", nlohmann::json::array());
     const int steps = g["steps"].get<int>();
 
-    int seq = model->NewSequence();
+    engine::Sequences seqs(*model);
+    int seq = seqs.New();
     std::vector<float> logits(prompt.size() * V);
-    ForwardItem item{seq, prompt, true};
-    model->Forward(std::span(&item, 1), logits);
+    engine::Sequences::Item item{seq, prompt, Logits::kAll};
+    seqs.Forward(std::span(&item, 1), logits);
     // Position p's logits predict token p + 1.
     auto check_position = [&](int p, const float* l) {
       for (const auto& pair : top5[p]) {
@@ -80,15 +82,15 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
     for (int pos = static_cast<int>(prompt.size()); pos < steps; ++pos) {
       got.push_back(next);
       if (next == 1) break;  // BOS ends a story in run.c
-      ForwardItem it{seq, std::span<const int32_t>(&next, 1), false};
-      model->Forward(std::span(&it, 1), step_logits);
+      engine::Sequences::Item it{seq, std::span<const int32_t>(&next, 1)};
+      seqs.Forward(std::span(&it, 1), step_logits);
       check_position(pos, step_logits.data());
       next = Argmax(step_logits.data(), V);
     }
     if (static_cast<int>(got.size()) < steps) got.push_back(next);
     got.resize(std::min(got.size(), want.size()));
     EXPECT_EQ(got, want);
-    model->FreeSequence(seq);
+    seqs.Free(seq);
   }
 }
 

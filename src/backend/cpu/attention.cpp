@@ -52,7 +52,7 @@ inline int64_t TileScratchFloats(int64_t N, int head_dim) {
   return kTileVectors * N * (2 * head_dim + 3) + kChunk * N;
 }
 
-void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, float* scratch) {
+void RunTile(const HostKvStorage& cache, const HostAttention& a, const TileJob& job, float* scratch) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   const int hd = a.head_dim, group = a.n_heads / a.n_kv_heads;
@@ -90,8 +90,8 @@ void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, f
     hn::StoreU(hn::Zero(d), d, sum + v * N);
   }
 
-  const auto blocks = cache.BlockTable(a.seqs[job.t0]);
-  const int64_t bt = cache.config().block_tokens, kv_dim = cache.kv_dim();
+  const auto blocks = a.Blocks(a.row_item[job.t0]);
+  const int64_t bt = cache.block_tokens(), kv_dim = cache.kv_dim();
   const int64_t kv_off = int64_t{job.kv_head} * hd;
   const float* kp[kChunk];
   const float* vp[kChunk];
@@ -191,10 +191,10 @@ void RunTile(const KvCache& cache, const AttentionArgs& a, const TileJob& job, f
 // One row and `count` consecutive query heads from h0 that share one kv head: scores over the visible keys,
 // softmax, weighted sum of values. Each key and value row is read once for all of them (at long context decode
 // is bound by these reads). scores: count * (visible keys) floats.
-void RunRowHeads(const KvCache& cache, const AttentionArgs& a, int64_t t, int h0, int count, float* scores) {
+void RunRowHeads(const HostKvStorage& cache, const HostAttention& a, int64_t t, int h0, int count, float* scores) {
   const int group = a.n_heads / a.n_kv_heads, hd = a.head_dim;
-  const int64_t kv_dim = cache.kv_dim(), bt = cache.config().block_tokens;
-  const auto blocks = cache.BlockTable(a.seqs[t]);
+  const int64_t kv_dim = cache.kv_dim(), bt = cache.block_tokens();
+  const auto blocks = a.Blocks(a.row_item[t]);
   const int64_t p = a.pos[t];
   const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
   const int64_t n = p - lo + 1;
@@ -219,7 +219,7 @@ void RunRowHeads(const KvCache& cache, const AttentionArgs& a, int64_t t, int h0
   for (int g = 0; g < count; ++g) ScaleRow(inv[g], out + g * hd, hd);
 }
 
-void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& a) {
+void AttentionImpl(ThreadPool& pool, Scratch& scratch, const HostKvStorage& cache, const HostAttention& a) {
   const DF d;
   const int64_t N = hn::Lanes(d);
   const int group = a.n_heads / a.n_kv_heads;
@@ -238,7 +238,7 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
     row_jobs_rows = 0;
     for (int64_t t0 = 0; t0 < a.T;) {
       int64_t t1 = t0 + 1;
-      while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
+      while (t1 < a.T && a.row_item[t1] == a.row_item[t0]) ++t1;
       if ((t1 - t0) * group * 4 < 3 * N) {
         row_jobs_rows += t1 - t0;
       } else {
@@ -254,7 +254,7 @@ void AttentionImpl(ThreadPool& pool, Scratch& scratch, const KvCache& cache, con
   const int heads_per_job = static_cast<int>(std::min<int64_t>(kMaxRowHeads, (group + split - 1) / split));
   for (int64_t t0 = 0; t0 < a.T;) {
     int64_t t1 = t0 + 1;
-    while (t1 < a.T && a.seqs[t1] == a.seqs[t0]) ++t1;
+    while (t1 < a.T && a.row_item[t1] == a.row_item[t0]) ++t1;
     if ((t1 - t0) * group * 4 >= 3 * N) {
       for (int64_t b = t0; b < t1; b += rows_per_tile)
         for (int kh = 0; kh < a.n_kv_heads; ++kh) jobs.push_back({b, std::min(t1, b + rows_per_tile), kh});
@@ -294,7 +294,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace pensieve::backend::cpu {
 HWY_EXPORT(AttentionImpl);
-void Attention(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& args) {
+void Attention(ThreadPool& pool, Scratch& scratch, const HostKvStorage& cache, const HostAttention& args) {
   HWY_DYNAMIC_DISPATCH(AttentionImpl)(pool, scratch, cache, args);
 }
 }  // namespace pensieve::backend::cpu

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <thread>
 
 #include "backend/reference.h"
@@ -22,16 +21,21 @@ const char* BestTarget() {
   const int64_t t = hwy::SupportedTargets() & HWY_TARGETS;
   return hwy::TargetName(t & -t);
 }
+// Whether two weights can share one kernel pass (same input width and storage format).
+bool SameFormat(const MatRef& a, const MatRef& b) {
+  return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
+         (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size));
+}
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(DefaultThreads(threads)) {}
 
 std::string CpuBackend::Name() const {
-  return std::string("cpu (") + BestTarget() + ", " + std::to_string(threads()) +
-         " threads)";
+  return std::string("cpu (") + BestTarget() + ", " + std::to_string(threads()) + " threads)";
 }
 
 void CpuBackend::Reserve(const ScratchSpec& spec) {
+  HostBackend::Reserve(spec);
   // Per thread: 4 widened weight rows + group scales/biases (matmul), or the scores of one attention row.
   const int64_t groups_pad = 2 * (spec.max_cols + 64);
   scratch_.EnsureThread(pool_.size(), std::max(4 * spec.max_cols + groups_pad, spec.max_context + 64));
@@ -40,24 +44,9 @@ void CpuBackend::Reserve(const ScratchSpec& spec) {
   scratch_.jobs.reserve(static_cast<size_t>(spec.max_rows) * 8);
 }
 
-std::unique_ptr<KvCache> CpuBackend::CreateKvCache(const KvCacheConfig& config) {
-  return std::make_unique<KvCache>(config);
-}
+void CpuBackend::Embed(const MatRef& table, Tensor out) { ref::Embed(table, plan().tokens, out.data); }
 
-void CpuBackend::MatMul(const float* x, int64_t T, const MatRef& w, const float* bias, float* y) {
-  const MatMulOut out{w, bias, y};
-  MatMulMulti(x, T, std::span(&out, 1));
-}
-
-namespace {
-// Whether two weights can share one kernel pass (same input width and storage format).
-bool SameFormat(const MatRef& a, const MatRef& b) {
-  return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
-         (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size));
-}
-}  // namespace
-
-void CpuBackend::MatMulMulti(const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void CpuBackend::MatMulHost(const float* x, int64_t T, std::span<const MatOut> outs) {
   // Runs of consecutive same-format weights go to the kernel together (one pool synchronisation).
   for (size_t i = 0; i < outs.size();) {
     size_t j = i + 1;
@@ -72,20 +61,32 @@ void CpuBackend::MatMulMulti(const float* x, int64_t T, std::span<const MatMulOu
   }
 }
 
-void CpuBackend::RmsNorm(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, float* y) {
-  cpu::RmsNorm(pool_, x, weight, rows, dim, eps, y);
+void CpuBackend::MatMulMulti(Tensor x, std::span<const MatMulOut> outs) {
+  MatOut host[kMaxOuts];
+  for (size_t i = 0; i < outs.size(); i += kMaxOuts) {
+    const size_t n = std::min<size_t>(kMaxOuts, outs.size() - i);
+    for (size_t j = 0; j < n; ++j) {
+      const MatMulOut& o = outs[i + j];
+      host[j] = {o.w, o.bias.empty() ? nullptr : o.bias.data, o.y.data};
+    }
+    MatMulHost(x.data, x.rows, std::span<const MatOut>(host, n));
+  }
 }
 
-void CpuBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_t* pos,
-                      const RopeParams& rope) {
+void CpuBackend::RmsNorm(Tensor x, Tensor weight, float eps, Tensor y) {
+  cpu::RmsNorm(pool_, x.data, weight.data, x.rows, x.cols, eps, y.data);
+}
+
+void CpuBackend::RopeRows(float* x, int64_t T, int heads, int head_dim, const int32_t* pos, int rotary_dim,
+                          const float* inv_freq, float attention_factor) {
   // cos/sin once per (row, frequency), then applied to every head; same float32 angle as transformers.
-  const int half = rope.rotary_dim / 2;
+  const int half = rotary_dim / 2;
   pool_.Run(T, [&](int64_t t, int) {
     float cs[512], sn[512];  // half <= 512 (head_dim <= 1024), checked by the model at load
     for (int i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos[t]) * rope.inv_freq[i];
-      cs[i] = static_cast<float>(std::cos(double{angle})) * rope.attention_factor;
-      sn[i] = static_cast<float>(std::sin(double{angle})) * rope.attention_factor;
+      const float angle = static_cast<float>(pos[t]) * inv_freq[i];
+      cs[i] = static_cast<float>(std::cos(double{angle})) * attention_factor;
+      sn[i] = static_cast<float>(std::sin(double{angle})) * attention_factor;
     }
     for (int h = 0; h < heads; ++h) {
       float* v = x + (t * heads + h) * head_dim;
@@ -98,31 +99,16 @@ void CpuBackend::Rope(float* x, int64_t T, int heads, int head_dim, const int32_
   });
 }
 
-void CpuBackend::WriteKv(KvCache& cache, int layer, int64_t T, const int32_t* seqs, const int32_t* pos,
-                         const float* k, const float* v) {
-  const int64_t d = cache.kv_dim();
-  for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(cache.KeyAt(seqs[t], layer, pos[t]), k + t * d, d * sizeof(float));
-    std::memcpy(cache.ValueAt(seqs[t], layer, pos[t]), v + t * d, d * sizeof(float));
+void CpuBackend::GluRows(GluActivation act, const float* gate, const float* up, int64_t n, float* out) {
+  if (act == GluActivation::kSilu) {
+    cpu::SiluMul(pool_, gate, up, n, out);
+  } else {
+    cpu::GeluMul(pool_, gate, up, n, out);
   }
 }
 
-void CpuBackend::Attention(KvCache& cache, const AttentionArgs& args) {
-  cpu::Attention(pool_, scratch_, cache, args);
-}
-
-void CpuBackend::SiluMul(const float* gate, const float* up, int64_t n, float* out) {
-  cpu::SiluMul(pool_, gate, up, n, out);
-}
-void CpuBackend::GeluMul(const float* gate, const float* up, int64_t n, float* out) {
-  cpu::GeluMul(pool_, gate, up, n, out);
-}
-void CpuBackend::Add(float* y, const float* x, int64_t n) { cpu::Add(pool_, y, x, n); }
-
-void CpuBackend::Softmax(float* x, int64_t rows, int64_t n) { cpu::Softmax(pool_, x, rows, n); }
-
-void CpuBackend::Embed(const MatRef& table, std::span<const int32_t> ids, float* out) {
-  ref::Embed(table, ids, out);
+void CpuBackend::Attention(KvStorage& kv, const AttentionArgs& args) {
+  cpu::Attention(pool_, scratch_, static_cast<const HostKvStorage&>(kv), MakeHostAttention(plan(), args));
 }
 
 }  // namespace pensieve::backend::cpu

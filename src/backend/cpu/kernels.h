@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/thread_pool.h"
+#include "backend/host_kv.h"
 
 namespace pensieve::backend::cpu {
 
@@ -36,16 +37,23 @@ struct Scratch {
   }
 };
 
+// One output of a matmul pass, in host memory: y = x W^T (+ bias).
+struct MatOut {
+  MatRef w;
+  const float* bias = nullptr;
+  float* y = nullptr;
+};
+
 // All outs share the input width and storage format (same FloatType; for affine also bits and group size).
-void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs);
-void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs);
+void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs);
+void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs);
 void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
              float* y);
 void SiluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void GeluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void Add(ThreadPool& pool, float* y, const float* x, int64_t n);
 void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n);
-void Attention(ThreadPool& pool, Scratch& scratch, const KvCache& cache, const AttentionArgs& args);
+void Attention(ThreadPool& pool, Scratch& scratch, const HostKvStorage& cache, const HostAttention& args);
 
 // Rows per task: a multiple of 4, about 8 tasks per thread so uneven cores still finish together.
 inline int64_t RowChunk(int64_t rows, int threads) {
@@ -58,9 +66,9 @@ inline int64_t RowChunk(int64_t rows, int threads) {
 // matrices) and calls fn(matrix, row_begin, row_end, thread) for each.
 constexpr int kMaxOuts = 8;
 template <class F>
-void RunRowChunks(ThreadPool& pool, std::span<const MatMulOut> outs, const F& fn) {
+void RunRowChunks(ThreadPool& pool, std::span<const MatOut> outs, const F& fn) {
   int64_t total = 0;
-  for (const MatMulOut& o : outs) total += o.w.rows;
+  for (const MatOut& o : outs) total += o.w.rows;
   const int64_t chunk = RowChunk(total, pool.size());
   int64_t first[kMaxOuts + 1] = {0};
   const int n = static_cast<int>(outs.size());

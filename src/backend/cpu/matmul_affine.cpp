@@ -111,7 +111,7 @@ HWY_INLINE void GroupRow(const void* src, int64_t row, int64_t groups, float* ds
 }
 
 template <int kBits, FloatType kType>
-void AffineTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void AffineTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   using P = Packed<kBits>;
   const DF d;
   const hn::RebindToUnsigned<DF> du;
@@ -265,7 +265,7 @@ bool Supported(int64_t gs) {
 }
 
 template <int kBits>
-bool Run(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+bool Run(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   if (!Supported<kBits>(outs[0].w.group_size)) return false;
   switch (outs[0].w.type) {
     case FloatType::kF32: AffineTyped<kBits, FloatType::kF32>(pool, scratch, x, T, outs); return true;
@@ -275,7 +275,7 @@ bool Run(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::spa
   }
 }
 
-bool MatMulAffineImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+bool MatMulAffineImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   switch (outs[0].w.bits) {
     case 2: return Run<2>(pool, scratch, x, T, outs);
     case 4: return Run<4>(pool, scratch, x, T, outs);
@@ -291,7 +291,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace pensieve::backend::cpu {
 HWY_EXPORT(MatMulAffineImpl);
-void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   if (HWY_DYNAMIC_DISPATCH(MatMulAffineImpl)(pool, scratch, x, T, outs)) return;
   // Scalar path: dequantize one row at a time into thread scratch.
   const int64_t K = outs[0].w.cols;

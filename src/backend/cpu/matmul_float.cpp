@@ -20,7 +20,7 @@ constexpr int64_t kDirectMaxRows = 2;
 constexpr int64_t kTBlock = 64;
 
 template <FloatType kType>
-void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   const int64_t K = outs[0].w.cols;
   if (T <= kDirectMaxRows) {
     RunRowChunks(pool, outs, [&](int s, int64_t begin, int64_t end, int) {
@@ -75,7 +75,7 @@ void MatMulTyped(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, 
   });
 }
 
-void MatMulFloatImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void MatMulFloatImpl(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   switch (outs[0].w.type) {
     case FloatType::kF32: return MatMulTyped<FloatType::kF32>(pool, scratch, x, T, outs);
     case FloatType::kBF16: return MatMulTyped<FloatType::kBF16>(pool, scratch, x, T, outs);
@@ -91,7 +91,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace pensieve::backend::cpu {
 HWY_EXPORT(MatMulFloatImpl);
-void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatMulOut> outs) {
+void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs) {
   HWY_DYNAMIC_DISPATCH(MatMulFloatImpl)(pool, scratch, x, T, outs);
 }
 }  // namespace pensieve::backend::cpu

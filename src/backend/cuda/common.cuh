@@ -1,0 +1,64 @@
+#pragma once
+// Device helpers shared by the kernels: loads of stored float types, warp reductions, affine dequantization.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace pensieve::backend::cuda {
+
+__device__ __forceinline__ float Bf16Bits(uint16_t b) { return __uint_as_float(uint32_t{b} << 16); }
+__device__ __forceinline__ float F16Bits(uint16_t b) { return __half2float(__ushort_as_half(b)); }
+
+// Element i of a float array stored as `type`.
+__device__ __forceinline__ float LoadAs(FloatType type, const void* base, int64_t i) {
+  if (type == FloatType::kF32) return static_cast<const float*>(base)[i];
+  const uint16_t b = static_cast<const uint16_t*>(base)[i];
+  return type == FloatType::kBF16 ? Bf16Bits(b) : F16Bits(b);
+}
+
+// W[r, c] as f32 for any MatRef (the generic path: one element at a time, bit streams of any width).
+__device__ __forceinline__ float WeightAt(const MatRef& w, int64_t r, int64_t c) {
+  if (w.kind == MatRef::Kind::kFloat) return LoadAs(w.type, w.data, r * w.cols + c);
+  const uint32_t* words = static_cast<const uint32_t*>(w.data) + r * (w.cols * w.bits / 32);
+  const int64_t bit = c * w.bits;
+  uint64_t pair = words[bit / 32];
+  if (bit % 32 + w.bits > 32) pair |= uint64_t{words[bit / 32 + 1]} << 32;
+  const uint32_t q = static_cast<uint32_t>(pair >> (bit % 32)) & ((1u << w.bits) - 1);
+  const int64_t g = r * (w.cols / w.group_size) + c / w.group_size;
+  const float scale = LoadAs(w.type, w.scales, g);
+  const float bias = w.biases ? LoadAs(w.type, w.biases, g) : 0.0f;
+  return __fadd_rn(__fmul_rn(scale, static_cast<float>(q)), bias);  // as the cpu: no fused multiply-add
+}
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ double WarpSumD(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float WarpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over a block of up to 1024 threads (blockDim.x a multiple of 32); every thread gets the result.
+// `shared`: 32 doubles. Deterministic: fixed order.
+__device__ __forceinline__ double BlockSumD(double v, double* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = WarpSumD(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  double t = 0;
+  for (int i = 0; i < warps; ++i) t += shared[i];
+  return t;
+}
+
+__host__ __device__ inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace pensieve::backend::cuda

@@ -1,0 +1,744 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <dlfcn.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+#include "util/error.h"
+
+namespace pensieve::backend::cuda {
+namespace {
+
+void Check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
+}
+void Check(cublasStatus_t e, const char* what) {
+  if (e != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cublas: ") + what + ": status " + std::to_string(int(e)));
+}
+
+std::string GiB(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(int64_t{1} << 30));
+  return buf;
+}
+
+int64_t Align(int64_t n, int64_t a = 256) { return (n + a - 1) / a * a; }
+
+// Weights, activations and workspaces: plain device allocations (never managed memory).
+class DeviceBuffer final : public Buffer {
+ public:
+  DeviceBuffer(void* p, int64_t bytes, int64_t* counter) : counter_(counter) {
+    data_ = p;
+    bytes_ = bytes;
+  }
+  ~DeviceBuffer() override {
+    cudaFree(data_);
+    *counter_ -= bytes_;
+  }
+
+ private:
+  int64_t* counter_;
+};
+
+// Pinned host memory.
+struct Pinned {
+  void* p = nullptr;
+  int64_t bytes = 0;
+  void Resize(int64_t n) {
+    if (n <= bytes) return;
+    if (p) cudaFreeHost(p);
+    Check(cudaMallocHost(&p, static_cast<size_t>(n)), "pinned host memory");
+    bytes = n;
+  }
+  ~Pinned() {
+    if (p) cudaFreeHost(p);
+  }
+};
+
+class CudaKv final : public KvStorage {
+ public:
+  CudaKv(const KvLayout& layout, bool bf16, void* data, int64_t bytes, cudaStream_t stream, int64_t* counter)
+      : KvStorage(layout), bf16_(bf16), bytes_(bytes), stream_(stream), counter_(counter) {
+    view_.data = data;
+    view_.bf16 = bf16;
+    view_.layers = layout.layers;
+    view_.blocks = layout.blocks + 1;  // + the scratch block of padding rows
+    view_.kv_heads = layout.kv_heads;
+    view_.head_dim = layout.head_dim;
+    view_.block_tokens = layout.block_tokens;
+  }
+  ~CudaKv() override {
+    cudaFree(view_.data);
+    *counter_ -= bytes_;
+  }
+  FloatType type() const override { return bf16_ ? FloatType::kBF16 : FloatType::kF32; }
+  int64_t bytes() const override { return bytes_; }
+  void CopyBlock(int32_t from, int32_t to) override {
+    // Per layer, a block's K and V are contiguous: one strided copy over the layers.
+    const int64_t block = BlockBytes();
+    auto* base = static_cast<char*>(view_.data);
+    const size_t pitch = static_cast<size_t>(view_.blocks * block);
+    Check(cudaMemcpy2DAsync(base + to * block, pitch, base + from * block, pitch, static_cast<size_t>(block),
+                            static_cast<size_t>(view_.layers), cudaMemcpyDeviceToDevice, stream_),
+          "kv block copy");
+  }
+  const KvView& view() const { return view_; }
+
+ private:
+  int64_t BlockBytes() const {
+    return int64_t{2} * view_.kv_heads * view_.block_tokens * view_.head_dim * (bf16_ ? 2 : 4);
+  }
+  KvView view_;
+  bool bf16_;
+  int64_t bytes_;
+  cudaStream_t stream_;
+  int64_t* counter_;
+};
+
+bool SameFormat(const MatRef& a, const MatRef& b) {
+  return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
+         (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size)) &&
+         GemvFast(a) == GemvFast(b);
+}
+
+constexpr int64_t kDequantBytes = int64_t{64} << 20;  // f32 rows of one weight for the many-row path
+constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
+constexpr int kMaxSplits = 64;         // key-range splits per attention tile
+constexpr int64_t kMaxSplitRows = 64;  // steps of more rows attend in one pass per tile
+constexpr int64_t kSplitSlots = 1024;  // splits x rows the partial-result buffer holds
+constexpr int kUploadChunk = 64 << 20;
+constexpr int kTilePairs = 16;          // (row, head) pairs per attention tile (attention.cu)
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaOptions& o) : options_(o) {
+    Check(cudaSetDevice(o.device), "select device");
+    cudaDeviceProp prop{};
+    Check(cudaGetDeviceProperties(&prop, o.device), "device properties");
+    name_ = prop.name;
+    sms_ = prop.multiProcessorCount;
+    cc_ = std::to_string(prop.major) + std::to_string(prop.minor);
+    Check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
+    // PENSIEVE_CUDA_GRAPHS=0 runs every step unrecorded (for narrowing down a problem; slower).
+    const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
+    graphs_enabled_ = !(graphs && std::string(graphs) == "0");
+    Check(cublasCreate(&cublas_), "create handle");
+    Check(cublasSetStream(cublas_, stream_), "set stream");
+    Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
+    for (auto& e : staging_done_) Check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+    for (auto& e : step_done_) Check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+  }
+
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    for (auto& e : staging_done_) cudaEventDestroy(e);
+    for (auto& e : step_done_) cudaEventDestroy(e);
+    workspace_.reset();
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string Name() const override { return "cuda (" + name_ + ", sm_" + cc_ + ", " + std::to_string(sms_) + " SMs)"; }
+  int threads() const override { return 1; }
+
+  // ---- memory
+  bool HostMemory() const override { return false; }
+
+  MemoryInfo Memory() const override {
+    size_t free = 0, total = 0;
+    Check(cudaMemGetInfo(&free, &total), "memory info");
+    MemoryInfo m{static_cast<int64_t>(free), static_cast<int64_t>(total)};
+    if (options_.memory_limit > 0) {
+      m.total_bytes = std::min(m.total_bytes, options_.memory_limit);
+      m.free_bytes = std::max<int64_t>(0, std::min(m.free_bytes, options_.memory_limit - allocated_));
+    }
+    return m;
+  }
+
+  void* Malloc(int64_t bytes, const std::string& what) {
+    const MemoryInfo m = Memory();
+    if (bytes > m.free_bytes)
+      throw Error(what + ": needs " + GiB(bytes) + " of GPU memory, " + GiB(m.free_bytes) + " of " +
+                  GiB(m.total_bytes) + " are free on " + name_);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      throw Error(what + ": cannot allocate " + GiB(bytes) + " of GPU memory (" + GiB(Memory().free_bytes) +
+                  " free): " + cudaGetErrorString(e));
+    }
+    allocated_ += bytes;
+    return p;
+  }
+
+  std::unique_ptr<Buffer> Allocate(int64_t bytes, const std::string& what) override {
+    void* p = Malloc(bytes, what);
+    return std::make_unique<DeviceBuffer>(p, bytes, &allocated_);
+  }
+
+  void Upload(void* dst, const void* src, int64_t bytes) override {
+    // Through two pinned staging buffers: the copy from (possibly mapped) host memory into one overlaps the
+    // transfer of the other.
+    for (auto& s : staging_) s.Resize(kUploadChunk);
+    for (int64_t done = 0; done < bytes;) {
+      const int64_t n = std::min<int64_t>(kUploadChunk, bytes - done);
+      const int i = staging_next_;
+      staging_next_ ^= 1;
+      Check(cudaEventSynchronize(staging_done_[i]), "upload wait");
+      std::memcpy(staging_[i].p, static_cast<const char*>(src) + done, static_cast<size_t>(n));
+      Check(cudaMemcpyAsync(static_cast<char*>(dst) + done, staging_[i].p, static_cast<size_t>(n),
+                            cudaMemcpyHostToDevice, stream_),
+            "upload");
+      Check(cudaEventRecord(staging_done_[i], stream_), "upload event");
+      done += n;
+    }
+  }
+
+  void Download(void* dst, const void* src, int64_t bytes) override {
+    Check(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, stream_), "download");
+    Check(cudaStreamSynchronize(stream_), "step");
+  }
+
+  std::unique_ptr<KvStorage> CreateKvStorage(const KvLayout& layout, FloatType type) override {
+    const bool bf16 = type != FloatType::kF32;
+    const int64_t block = int64_t{layout.layers} * 2 * layout.kv_heads * layout.block_tokens * layout.head_dim * (bf16 ? 2 : 4);
+    const int64_t bytes = (layout.blocks + 1) * block;
+    void* p = Malloc(bytes, "KV cache");
+    return std::make_unique<CudaKv>(layout, bf16, p, bytes, stream_, &allocated_);
+  }
+
+  // Step metadata layout (int32 units), fixed at Reserve: header, per-row arrays, logit rows, tiles, block
+  // tables, sample rows; then the growable per-token adjustments.
+  struct StepLayout {
+    int64_t rows = 0, logit_rows = 0, tables = 0, samples = 0;
+    int64_t o_tokens, o_pos, o_item, o_long, o_logit, o_tiles, o_tables, o_samples, o_adjust;
+    int64_t adjust_capacity = 0;  // entries
+    int64_t Bytes() const { return o_adjust * 4 + adjust_capacity * int64_t{sizeof(TokenAdjust)}; }
+  };
+
+  StepLayout LayoutFor(const ScratchSpec& s, int64_t adjust_capacity) const {
+    StepLayout l;
+    l.rows = std::max<int64_t>(s.max_rows, 64);
+    l.logit_rows = std::max(l.rows, s.max_samples);
+    l.tables = s.max_items * s.max_table_width;
+    l.samples = std::max<int64_t>(s.max_samples, 1);
+    int64_t o = 16;
+    l.o_tokens = o, o += l.rows;
+    l.o_pos = o, o += l.rows;
+    l.o_item = o, o += l.rows;
+    l.o_long = o, o += l.rows;
+    l.o_logit = o, o += l.logit_rows;
+    l.o_tiles = o, o += 2 * l.rows;
+    l.o_tables = o, o += Align(l.tables, 4);
+    l.o_samples = o, o += l.samples * static_cast<int64_t>(sizeof(SampleRowDev) / 4);
+    l.o_adjust = Align(o, 4);
+    l.adjust_capacity = adjust_capacity;
+    return l;
+  }
+
+  int64_t WorkspaceBytes(const ScratchSpec& s) const override {
+    const StepLayout l = LayoutFor(s, 4096);
+    int64_t bytes = Align(l.Bytes());
+    bytes += Align(s.max_samples * s.vocab * 4);                         // sampler rows
+    bytes += Align(s.max_samples * int64_t{sizeof(SampleResult)});       // results
+    bytes += kDequantBytes + kCublasWorkspace;                           // many-row matmuls
+    if (s.max_rows > 8) bytes += 2 * Align(s.max_rows * s.max_cols * 4);  // their gate/up halves
+    bytes += Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);  // attention splits
+    bytes += Align(GreedyScratchBytes(l.samples));                     // greedy sampling
+    return bytes;
+  }
+
+  void Reserve(const ScratchSpec& s) override {
+    if (!(s.head_dim <= kMaxHeadDim))
+      throw Error("cuda: head_dim " + std::to_string(s.head_dim) + " is larger than the " +
+                  std::to_string(kMaxHeadDim) + " the attention kernel supports");
+    spec_ = s;
+    PrepareKernels();
+    layout_ = LayoutFor(s, 4096);
+    const int64_t sample_bytes = Align(s.max_samples * s.vocab * 4);
+    const int64_t result_bytes = Align(s.max_samples * int64_t{sizeof(SampleResult)});
+    const int64_t glu_bytes = s.max_rows > 8 ? 2 * Align(s.max_rows * s.max_cols * 4) : 0;
+    const int64_t split_bytes = Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);
+    const int64_t step_bytes = Align(layout_.Bytes());
+    const int64_t greedy_bytes = Align(GreedyScratchBytes(layout_.samples));
+    const int64_t total = step_bytes + sample_bytes + result_bytes + kDequantBytes + kCublasWorkspace + glu_bytes +
+                          split_bytes + greedy_bytes;
+    ClearGraphs();
+    workspace_.reset();
+    workspace_ = Allocate(total, "workspace");
+    char* p = static_cast<char*>(workspace_->data());
+    step_dev_ = p, p += step_bytes;
+    sample_work_ = reinterpret_cast<float*>(p), p += sample_bytes;
+    results_dev_ = reinterpret_cast<SampleResult*>(p), p += result_bytes;
+    dequant_ = reinterpret_cast<float*>(p), p += kDequantBytes;
+    Check(cublasSetWorkspace(cublas_, p, kCublasWorkspace), "workspace");
+    p += kCublasWorkspace;
+    glu_gate_ = glu_bytes ? reinterpret_cast<float*>(p) : nullptr;
+    glu_up_ = glu_bytes ? reinterpret_cast<float*>(p + glu_bytes / 2) : nullptr;
+    p += glu_bytes;
+    partial_ = reinterpret_cast<float*>(p);
+    p += split_bytes;
+    greedy_scratch_ = p;
+    Check(cudaMemsetAsync(greedy_scratch_, 0, static_cast<size_t>(greedy_bytes), stream_), "greedy scratch");
+    for (auto& h : step_host_) h.Resize(layout_.Bytes());
+    results_host_.Resize(result_bytes);
+    SetView();
+  }
+
+  // ---- steps
+  void SetStep(const StepPlan& plan) override {
+    if (!step_dev_) throw Error("cuda: SetStep before Reserve");
+    const int64_t T = plan.T();
+    int64_t adjust = 0, masked = 0;
+    for (const SampleRow& r : plan.samples) {
+      adjust += static_cast<int64_t>(r.adjust.size());
+      masked += r.allowed.empty() ? 0 : 1;
+    }
+    if (!(T <= layout_.rows && static_cast<int64_t>(plan.logit_rows.size()) <= layout_.logit_rows &&
+          static_cast<int64_t>(plan.samples.size()) <= layout_.samples &&
+          static_cast<int64_t>(plan.block_tables.size()) <= layout_.tables))
+      throw Error("cuda: step larger than reserved");
+    if (adjust > layout_.adjust_capacity) GrowAdjust(adjust);
+    if (masked > 0) GrowMasks(masked * spec_.vocab);
+
+    const int i = step_next_;
+    step_next_ ^= 1;
+    Check(cudaEventSynchronize(step_done_[i]), "step upload wait");
+    auto* h = static_cast<int32_t*>(step_host_[i].p);
+    // Tiles for attention: runs of rows of one item, in pieces of as many rows as fit kTilePairs pairs.
+    const int heads_per_tile = std::min(spec_.gqa_group, kTilePairs);
+    const int rows_per_tile = std::max(1, kTilePairs / heads_per_tile);
+    int64_t tiles = 0;
+    for (int64_t t0 = 0; t0 < T;) {
+      int64_t t1 = t0 + 1;
+      // Padding rows (item -1) are tiles of their own, so a padded step always has as many tiles as rows.
+      while (t1 < T && t1 - t0 < rows_per_tile && plan.row_item[t0] >= 0 && plan.row_item[t1] == plan.row_item[t0]) ++t1;
+      h[layout_.o_tiles + 2 * tiles] = static_cast<int32_t>(t0);
+      h[layout_.o_tiles + 2 * tiles + 1] = static_cast<int32_t>(t1 - t0);
+      ++tiles;
+      t0 = t1;
+    }
+    h[0] = static_cast<int32_t>(T);
+    h[1] = static_cast<int32_t>(plan.table_stride);
+    h[2] = static_cast<int32_t>(tiles);
+    std::copy(plan.tokens.begin(), plan.tokens.end(), h + layout_.o_tokens);
+    std::copy(plan.pos.begin(), plan.pos.end(), h + layout_.o_pos);
+    std::copy(plan.row_item.begin(), plan.row_item.end(), h + layout_.o_item);
+    for (int64_t t = 0; t < T; ++t) h[layout_.o_long + t] = plan.long_rope.empty() ? 0 : plan.long_rope[t];
+    std::copy(plan.logit_rows.begin(), plan.logit_rows.end(), h + layout_.o_logit);
+    std::copy(plan.block_tables.begin(), plan.block_tables.end(), h + layout_.o_tables);
+    auto* rows = reinterpret_cast<SampleRowDev*>(h + layout_.o_samples);
+    auto* adj = reinterpret_cast<TokenAdjust*>(h + layout_.o_adjust);
+    auto* mask_host = static_cast<uint8_t*>(masks_host_.p);
+    int64_t a = 0, m = 0;
+    simple_greedy_ = !plan.samples.empty();
+    for (size_t k = 0; k < plan.samples.size(); ++k) {
+      const SampleRow& r = plan.samples[k];
+      simple_greedy_ = simple_greedy_ && r.params.temperature == 0.0f && r.adjust.empty() && r.allowed.empty() &&
+                       r.params.top_logprobs == 0;
+      SampleRowDev& d = rows[k];
+      d.logits_row = r.logits_row;
+      d.u = r.u;
+      d.temperature = r.params.temperature;
+      d.top_p = r.params.top_p;
+      d.min_p = r.params.min_p;
+      d.repetition_penalty = r.params.repetition_penalty;
+      d.top_k = r.params.top_k;
+      d.top_logprobs = std::min(r.params.top_logprobs, kMaxTopLogprobs);
+      d.adjust_begin = static_cast<int32_t>(a);
+      d.adjust_count = static_cast<int32_t>(r.adjust.size());
+      std::copy(r.adjust.begin(), r.adjust.end(), adj + a);
+      a += static_cast<int64_t>(r.adjust.size());
+      d.mask_offset = -1;
+      if (!r.allowed.empty()) {
+        if (!(static_cast<int64_t>(r.allowed.size()) == spec_.vocab)) throw Error("cuda: sample mask size differs from the vocabulary");
+        std::memcpy(mask_host + m * spec_.vocab, r.allowed.data(), static_cast<size_t>(spec_.vocab));
+        d.mask_offset = m * spec_.vocab;
+        ++m;
+      }
+    }
+    // Only what is used: the rows and the used part of the block tables; the sample rows with their
+    // adjustments; the masks when there are any.
+    const int64_t head = (layout_.o_tables + static_cast<int64_t>(plan.block_tables.size())) * 4;
+    const int64_t tail_begin = layout_.o_samples * 4;
+    const int64_t tail_end = layout_.o_adjust * 4 + a * int64_t{sizeof(TokenAdjust)};
+    Check(cudaMemcpyAsync(step_dev_, h, static_cast<size_t>(head), cudaMemcpyHostToDevice, stream_), "step upload");
+    if (!plan.samples.empty())
+      Check(cudaMemcpyAsync(static_cast<char*>(step_dev_) + tail_begin, reinterpret_cast<char*>(h) + tail_begin,
+                            static_cast<size_t>(tail_end - tail_begin), cudaMemcpyHostToDevice, stream_),
+            "sample upload");
+    if (m > 0)
+      Check(cudaMemcpyAsync(masks_dev_, mask_host, static_cast<size_t>(m * spec_.vocab), cudaMemcpyHostToDevice, stream_),
+            "mask upload");
+    Check(cudaEventRecord(step_done_[i], stream_), "step event");
+    if (m > 0) Check(cudaStreamSynchronize(stream_), "mask upload");  // masks_host_ is a single buffer
+    T_ = T;
+    tiles_ = tiles;
+    logit_rows_ = static_cast<int64_t>(plan.logit_rows.size());
+    samples_ = static_cast<int64_t>(plan.samples.size());
+  }
+
+  bool ReplaysSteps() const override { return true; }
+  int64_t DecodeRows(int64_t n) const override {
+    if (n > kMaxSplitRows) return 0;
+    int64_t p = 1;
+    while (p < n) p *= 2;
+    return p;
+  }
+
+  void RunStep(uint64_t key, FunctionRef<void()> ops) override {
+    if (key == 0 || !graphs_enabled_) return ops();
+    key = key * 2 + (simple_greedy_ ? 1 : 0);  // the recorded sampler differs
+    if (uncapturable_.count(key)) return ops();
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) {
+      Check(cudaGraphLaunch(it->second, stream_), "graph launch");
+      return;
+    }
+    Check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin capture");
+    try {
+      ops();
+    } catch (...) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(stream_, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      throw;
+    }
+    cudaGraph_t graph = nullptr;
+    Check(cudaStreamEndCapture(stream_, &graph), "end capture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {  // run this kind of step unrecorded from now on
+      cudaGetLastError();
+      uncapturable_[key] = true;
+      return ops();
+    }
+    graphs_[key] = exec;
+    Check(cudaGraphLaunch(exec, stream_), "graph launch");
+  }
+
+  // ---- ops
+  void Embed(const MatRef& table, Tensor out) override {
+    LaunchEmbed(table, view_, T_, out.data, stream_);
+    Post("embed");
+  }
+
+  void MatMul(Tensor x, const MatRef& w, Tensor bias, Tensor y, bool accumulate) override {
+    const GemvOut o{w, bias.empty() ? nullptr : bias.data, y.data};
+    Products(x, std::span(&o, 1), accumulate, Glu::kNone, nullptr);
+  }
+
+  void MatMulMulti(Tensor x, std::span<const MatMulOut> outs) override {
+    GemvOut o[kMaxGemvOuts];
+    for (size_t i = 0; i < outs.size();) {
+      size_t j = i + 1;
+      while (j < outs.size() && j - i < kMaxGemvOuts && SameFormat(outs[i].w, outs[j].w)) ++j;
+      for (size_t k = i; k < j; ++k)
+        o[k - i] = {outs[k].w, outs[k].bias.empty() ? nullptr : outs[k].bias.data, outs[k].y.data};
+      Products(x, std::span<const GemvOut>(o, j - i), false, Glu::kNone, nullptr);
+      i = j;
+    }
+  }
+
+  void MatMulGlu(Tensor x, const MatRef& gate, Tensor gate_bias, const MatRef& up, Tensor up_bias, GluActivation act,
+                 Tensor out) override {
+    const Glu g = act == GluActivation::kSilu ? Glu::kSilu : Glu::kGelu;
+    const GemvOut o[2] = {{gate, gate_bias.empty() ? nullptr : gate_bias.data, nullptr},
+                          {up, up_bias.empty() ? nullptr : up_bias.data, nullptr}};
+    if (x.rows <= kGemvChunkRows * 2 && SameFormat(gate, up)) return Products(x, o, false, g, out.data);
+    // Many rows: both halves through cuBLAS into scratch, then the activation.
+    const Tensor gt{glu_gate_, x.rows, gate.rows}, ut{glu_up_, x.rows, up.rows};
+    ManyRows(x, gate, o[0].bias, gt.data, false);
+    ManyRows(x, up, o[1].bias, ut.data, false);
+    LaunchGluAct(g, gt.data, ut.data, out.size(), out.data, stream_);
+    Post("glu");
+  }
+
+  void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y) override {
+    LaunchRmsNorm(x.data, weight.data, eps, y.data, x.rows, x.cols, stream_);
+    Post("rmsnorm");
+  }
+
+  void PrepareAttention(KvStorage& kv, const QkvArgs& a) override {
+    PrepareArgs p;
+    p.q = a.q.data, p.k = a.k.data, p.v = a.v.data;
+    p.q_norm = a.q_norm.empty() ? nullptr : a.q_norm.data;
+    p.k_norm = a.k_norm.empty() ? nullptr : a.k_norm.data;
+    p.eps = a.eps;
+    p.layer = a.layer, p.n_heads = a.n_heads, p.n_kv_heads = a.n_kv_heads, p.head_dim = a.head_dim;
+    p.rotary_dim = a.rope.rotary_dim;
+    p.inv_freq = a.rope.inv_freq.data;
+    p.inv_freq_long = a.rope.inv_freq_long.empty() ? nullptr : a.rope.inv_freq_long.data;
+    p.attention_factor = a.rope.attention_factor;
+    LaunchPrepareAttention(p, view_, static_cast<const CudaKv&>(kv).view(), T_, stream_);
+    Post("prepare attention");
+  }
+
+  void Attention(KvStorage& kv, const AttentionArgs& args) override {
+    AttentionLaunch a;
+    a.q = args.q.data;
+    a.out = args.out.data;
+    a.layer = args.layer, a.n_heads = args.n_heads, a.n_kv_heads = args.n_kv_heads, a.head_dim = args.head_dim;
+    a.scale = args.scale;
+    a.window = args.window;
+    a.tiles = static_cast<int>(tiles_);
+    const int group = args.n_heads / args.n_kv_heads;
+    a.heads_per_tile = std::min(group, kTilePairs);
+    const int64_t blocks = tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile);
+    // Few blocks (decode): room to split each tile's keys so that every multiprocessor has work at long
+    // contexts (the kernel uses as many splits as the current length fills).
+    const int64_t most = std::min<int64_t>(kMaxSplits, kSplitSlots / std::max<int64_t>(T_, 1));
+    a.splits = T_ <= kMaxSplitRows ? static_cast<int>(std::clamp<int64_t>((4 * sms_ + blocks - 1) / blocks, 1, most)) : 1;
+    a.partial = partial_;
+    a.T = T_;
+    LaunchAttention(a, view_, static_cast<const CudaKv&>(kv).view(), stream_);
+    Post("attention");
+  }
+
+  void GatherLogitRows(Tensor x, Tensor out) override {
+    LaunchGatherRows(x.data, x.cols, view_, logit_rows_, out.data, stream_);
+    Post("gather");
+  }
+
+  void Sample(Tensor logits) override {
+    if (!(logits.cols == spec_.vocab)) throw Error("cuda: sampling a row of the wrong width");
+    if (simple_greedy_) {
+      LaunchGreedy(logits.data, logits.cols, sample_rows_, static_cast<int>(samples_), layout_.samples, greedy_scratch_,
+                   results_dev_, stream_);
+    } else {
+      LaunchSample(logits.data, logits.cols, sample_rows_, static_cast<int>(samples_), adjust_dev_, masks_dev_,
+                   sample_work_, results_dev_, stream_);
+    }
+    Post("sample");
+  }
+
+  void TakeSamples(std::span<SampleResult> out) override {
+    if (!(static_cast<int64_t>(out.size()) >= samples_)) throw Error("sample: result buffer too small");
+    Check(cudaMemcpyAsync(results_host_.p, results_dev_, static_cast<size_t>(samples_) * sizeof(SampleResult),
+                          cudaMemcpyDeviceToHost, stream_),
+          "results");
+    Check(cudaStreamSynchronize(stream_), "step");
+    std::memcpy(out.data(), results_host_.p, static_cast<size_t>(samples_) * sizeof(SampleResult));
+  }
+
+ private:
+  static constexpr int64_t kGemvChunkRows = kMaxGemvRows;
+
+  // Launch errors surface at once (outside recordings; inside, the capture reports them).
+  void Post(const char* what) {
+    cudaStreamCaptureStatus st;
+    cudaStreamIsCapturing(stream_, &st);
+    if (st == cudaStreamCaptureStatusNone) Check(cudaGetLastError(), what);
+  }
+
+  // y = x W^T for each output: the decode kernel for up to 16 rows (in launches of 8), cuBLAS beyond.
+  void Products(Tensor x, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out) {
+    const int64_t T = x.rows;
+    if (T <= 2 * kGemvChunkRows) {
+      GemvOut o[kMaxGemvOuts];
+      for (int64_t t0 = 0; t0 < T; t0 += kGemvChunkRows) {
+        const int n = static_cast<int>(std::min(kGemvChunkRows, T - t0));
+        for (size_t i = 0; i < outs.size(); ++i) {
+          o[i] = outs[i];
+          if (o[i].y) o[i].y += t0 * outs[i].w.rows;
+        }
+        LaunchGemv(x.data + t0 * x.cols, n, std::span<const GemvOut>(o, outs.size()), accumulate, glu,
+                   glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, stream_);
+      }
+      Post("gemv");
+      return;
+    }
+    for (const GemvOut& o : outs) ManyRows(x, o.w, o.bias, o.y, accumulate);
+  }
+
+  // y[T, N] (=|+=) x[T, K] W[N, K]^T (+ bias) through cuBLAS in f32: f32 weights directly, others dequantized
+  // a slab of rows at a time.
+  void ManyRows(Tensor x, const MatRef& w, const float* bias, float* y, bool accumulate) {
+    const int64_t T = x.rows, K = w.cols, N = w.rows;
+    const float one = 1.0f, zero = 0.0f;
+    const float* beta = accumulate ? &one : &zero;
+    const bool direct = w.kind == MatRef::Kind::kFloat && w.type == FloatType::kF32;
+    const int64_t slab = direct ? N : std::max<int64_t>(1, std::min<int64_t>(N, kDequantBytes / 4 / K));
+    for (int64_t r0 = 0; r0 < N; r0 += slab) {
+      const int64_t n = std::min(slab, N - r0);
+      const float* a = static_cast<const float*>(w.data) + r0 * K;
+      if (!direct) {
+        LaunchDequant(w, r0, n, dequant_, stream_);
+        a = dequant_;
+      }
+      Check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(T), static_cast<int>(K),
+                        &one, a, static_cast<int>(K), x.data, static_cast<int>(x.cols), beta, y + r0, static_cast<int>(N)),
+            "sgemm");
+    }
+    if (bias) LaunchBiasAdd(y, bias, T, N, stream_);
+    Post("matmul");
+  }
+
+  void SetView() {
+    auto* base = static_cast<int32_t*>(step_dev_);
+    view_.header = base;
+    view_.tokens = base + layout_.o_tokens;
+    view_.pos = base + layout_.o_pos;
+    view_.row_item = base + layout_.o_item;
+    view_.long_rope = base + layout_.o_long;
+    view_.logit_rows = base + layout_.o_logit;
+    view_.tiles = base + layout_.o_tiles;
+    view_.tables = base + layout_.o_tables;
+    sample_rows_ = reinterpret_cast<const SampleRowDev*>(base + layout_.o_samples);
+    adjust_dev_ = reinterpret_cast<const TokenAdjust*>(base + layout_.o_adjust);
+  }
+
+  // Recorded steps hold the old addresses: growing a buffer forgets them.
+  void GrowAdjust(int64_t entries) {
+    Check(cudaStreamSynchronize(stream_), "grow");
+    ClearGraphs();
+    layout_ = LayoutFor(spec_, std::max(entries, 2 * layout_.adjust_capacity));
+    step_buf_.reset();
+    step_buf_ = Allocate(layout_.Bytes(), "sampling adjustments");
+    step_dev_ = step_buf_->data();  // the first step region inside workspace_ stays unused
+    for (auto& h : step_host_) h.Resize(layout_.Bytes());
+    SetView();
+  }
+
+  void GrowMasks(int64_t bytes) {
+    if (bytes <= masks_bytes_) return;
+    Check(cudaStreamSynchronize(stream_), "grow");
+    ClearGraphs();
+    masks_buf_.reset();
+    masks_buf_ = Allocate(bytes, "sampling masks");
+    masks_dev_ = static_cast<uint8_t*>(masks_buf_->data());
+    masks_bytes_ = bytes;
+    masks_host_.Resize(bytes);
+  }
+
+  void ClearGraphs() {
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
+
+  CudaOptions options_;
+  std::string name_, cc_;
+  int sms_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  int64_t allocated_ = 0;
+
+  Pinned staging_[2];
+  cudaEvent_t staging_done_[2] = {};
+  int staging_next_ = 0;
+
+  ScratchSpec spec_;
+  StepLayout layout_;
+  std::unique_ptr<Buffer> workspace_, step_buf_, masks_buf_;
+  void* step_dev_ = nullptr;
+  Pinned step_host_[2];
+  cudaEvent_t step_done_[2] = {};
+  int step_next_ = 0;
+  StepView view_;
+  const SampleRowDev* sample_rows_ = nullptr;
+  const TokenAdjust* adjust_dev_ = nullptr;
+  uint8_t* masks_dev_ = nullptr;
+  int64_t masks_bytes_ = 0;
+  Pinned masks_host_;
+  float* sample_work_ = nullptr;
+  SampleResult* results_dev_ = nullptr;
+  Pinned results_host_;
+  float* dequant_ = nullptr;
+  float* glu_gate_ = nullptr;
+  float* glu_up_ = nullptr;
+  float* partial_ = nullptr;
+  void* greedy_scratch_ = nullptr;
+  bool simple_greedy_ = false;  // every sample of the step is plain greedy (the fast kernel)
+
+  int64_t T_ = 0, tiles_ = 0, logit_rows_ = 0, samples_ = 0;
+  std::map<uint64_t, cudaGraphExec_t> graphs_;
+  std::map<uint64_t, bool> uncapturable_;
+  bool graphs_enabled_ = true;
+};
+
+}  // namespace
+
+GpuStatus Probe(int device) {
+  GpuStatus s;
+  // Without the driver's library the runtime only reports a version mismatch: say what is really missing.
+  if (void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+    dlclose(driver);
+  } else {
+    s.reason = "no NVIDIA driver on this machine (libcuda.so.1 cannot be loaded)";
+    return s;
+  }
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    s.reason = std::string("no usable NVIDIA GPU (") + cudaGetErrorString(e) + ")";
+    return s;
+  }
+  if (count <= device) {
+    s.reason = count == 0 ? "no NVIDIA GPU found" : "GPU " + std::to_string(device) + " not found (" + std::to_string(count) + " present)";
+    return s;
+  }
+  cudaDeviceProp prop{};
+  if ((e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess) {
+    s.reason = std::string("cannot query GPU: ") + cudaGetErrorString(e);
+    return s;
+  }
+  s.name = prop.name;
+  s.sm_major = prop.major, s.sm_minor = prop.minor;
+  s.multiprocessors = prop.multiProcessorCount;
+  if (prop.major < 8) {
+    s.reason = s.name + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+               ") is older than the sm_80 this build supports";
+    return s;
+  }
+  if (cudaSetDevice(device) == cudaSuccess) {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) s.free_bytes = static_cast<int64_t>(free), s.total_bytes = static_cast<int64_t>(total);
+  }
+  cudaGetLastError();
+  s.usable = true;
+  return s;
+}
+
+std::unique_ptr<Backend> MakeCudaBackend(const CudaOptions& options) {
+  const GpuStatus s = Probe(options.device);
+  if (!s.usable) throw Error("--device cuda: " + s.reason);
+  return std::make_unique<CudaBackend>(options);
+}
+
+double MeasureCopyBandwidth(int64_t bytes, int repeats) {
+  void *a = nullptr, *b = nullptr;
+  Check(cudaMalloc(&a, static_cast<size_t>(bytes)), "bandwidth buffer");
+  Check(cudaMalloc(&b, static_cast<size_t>(bytes)), "bandwidth buffer");
+  cudaMemset(a, 1, static_cast<size_t>(bytes));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  double best = 0;
+  for (int i = 0; i < repeats + 1; ++i) {
+    cudaEventRecord(e0);
+    cudaMemcpyAsync(b, a, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (i > 0) best = std::max(best, 2.0 * bytes / (ms * 1e-3));  // first copy warms up
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(a);
+  cudaFree(b);
+  return best;
+}
+
+}  // namespace pensieve::backend::cuda
