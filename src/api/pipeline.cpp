@@ -154,6 +154,7 @@ PreparedPrompt ChatPipeline::Prepare(const ChatRequest& request) const {
   }
   int ctx = engine_.context_length();
   int n = static_cast<int>(p.tokens.size());
+  if (n == 0) throw InvalidRequest("prompt: is empty (the model adds no beginning-of-sequence token to start from)");
   if (n > ctx) {
     throw InvalidRequest("prompt is too long: " + std::to_string(n) + " tokens > " + std::to_string(ctx) + " maximum");
   }
@@ -249,7 +250,7 @@ std::unique_ptr<Generation> ChatPipeline::Start(const ChatRequest& request, Prep
     gen->shared_->finish = f;
     return gen;
   }
-  gen->id_ = engine_.Submit(std::move(greq), std::move(sink));  // may throw QueueFull
+  gen->id_ = engine_.Submit(std::move(greq), std::move(sink));  // may throw QueueFull or BadRequest
   gen->submitted_ = true;
   return gen;
 }

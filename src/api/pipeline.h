@@ -54,7 +54,8 @@ class ChatPipeline {
   // The number of prompt tokens the same request would be billed (count_tokens).
   int CountTokens(const ChatRequest& request) const { return static_cast<int>(Prepare(request).tokens.size()); }
 
-  // Submits; throws engine::QueueFull when the engine's queue is full.
+  // Submits; throws engine::QueueFull when the engine's queue is full, engine::BadRequest when the engine
+  // refuses the request itself (the server answers 400).
   //
   // Constrained decoding (engine/json_constraint.h) makes two request kinds exact rather than instructed:
   //  - a forced tool (tool_choice any / named, with tools): the output is one call in the model's own tool

@@ -3,7 +3,9 @@
 //
 // Contract (shared by the real engine and test fakes):
 //  - Submit() never blocks on model work; it queues the request and returns its id, or throws QueueFull when
-//    the waiting queue is at its limit (the HTTP layer answers 529 + retry-after).
+//    the waiting queue is at its limit (the HTTP layer answers 529 + retry-after), or BadRequest when the
+//    request itself is unacceptable (empty prompt, out-of-range sampling parameter, prompt longer than the
+//    context: the HTTP layer answers 400).
 //  - Sink callbacks run on the engine thread. They must be quick and never block: push into a queue and return.
 //  - on_prefill_progress (optional) is called during long prefills, at least once per chunk.
 //  - on_token is called once per generated token; returning false stops the sequence after this token
@@ -30,6 +32,16 @@ class QueueFull : public Error {
  public:
   using Error::Error;
 };
+
+// Thrown by Submit() (and the Sampler it builds) when the request is at fault, not the engine.
+class BadRequest : public Error {
+ public:
+  using Error::Error;
+};
+
+inline void RequireValid(bool cond, const std::string& msg) {
+  if (!cond) throw BadRequest(msg);
+}
 
 // Parameters of the sampler chain. Defaults leave the distribution untouched; temperature 0 is greedy.
 struct SamplingParams {

@@ -97,18 +97,19 @@ class LocalEngine final : public Engine {
 
   uint64_t Submit(GenerateRequest request, Sink sink) override {
     const int64_t n = static_cast<int64_t>(request.prompt.size());
-    Require(n > 0, "request: the prompt is empty");
+    RequireValid(n > 0, "request: the prompt is empty");
     for (size_t i = 0; i < request.prompt.size(); ++i) {
       int32_t t = request.prompt[i];
-      Require(t >= 0 && t < vocab_, "request: prompt token " + std::to_string(i) + " has id " + std::to_string(t) +
-                                        ", outside the vocabulary of " + std::to_string(vocab_));
+      RequireValid(t >= 0 && t < vocab_, "request: prompt token " + std::to_string(i) + " has id " +
+                                             std::to_string(t) + ", outside the vocabulary of " +
+                                             std::to_string(vocab_));
     }
-    Require(request.max_tokens >= 0, "request: max_tokens must be >= 0");
-    Require(n <= context_, "prompt is too long: " + std::to_string(n) + " tokens > " + std::to_string(context_) +
-                               " maximum");
+    RequireValid(request.max_tokens >= 0, "request: max_tokens must be >= 0");
+    RequireValid(n <= context_, "prompt is too long: " + std::to_string(n) + " tokens > " +
+                                    std::to_string(context_) + " maximum");
     const int64_t pool_tokens = total_blocks_ * block_tokens_;
-    Require(n <= pool_tokens, "prompt is too long for the KV cache: " + std::to_string(n) + " tokens > " +
-                                  std::to_string(pool_tokens) + " the pool holds");
+    RequireValid(n <= pool_tokens, "prompt is too long for the KV cache: " + std::to_string(n) + " tokens > " +
+                                       std::to_string(pool_tokens) + " the pool holds");
     auto seq = std::make_unique<Sequence>();
     seq->max_new = static_cast<int>(
         std::min<int64_t>({request.max_tokens, int64_t{context_} - n, pool_tokens - n}));

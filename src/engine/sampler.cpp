@@ -11,27 +11,27 @@ namespace pensieve::engine {
 Sampler::Sampler(const SamplingParams& params, int vocab_size, int max_generated)
     : params_(params), vocab_(vocab_size) {
   Require(vocab_size > 0, "sampler: vocab_size must be positive, got " + std::to_string(vocab_size));
-  Require(std::isfinite(params.temperature) && params.temperature >= 0.0f,
-          "sampling: temperature must be >= 0, got " + std::to_string(params.temperature));
-  Require(params.top_k >= 0, "sampling: top_k must be >= 0, got " + std::to_string(params.top_k));
-  Require(params.top_p > 0.0f && params.top_p <= 1.0f,
-          "sampling: top_p must be in (0, 1], got " + std::to_string(params.top_p));
-  Require(params.min_p >= 0.0f && params.min_p <= 1.0f,
-          "sampling: min_p must be in [0, 1], got " + std::to_string(params.min_p));
-  Require(std::isfinite(params.repetition_penalty) && params.repetition_penalty > 0.0f,
-          "sampling: repetition_penalty must be > 0, got " + std::to_string(params.repetition_penalty));
-  Require(params.repetition_window >= 0,
-          "sampling: repetition_window must be >= 0, got " + std::to_string(params.repetition_window));
-  Require(std::isfinite(params.presence_penalty) && std::isfinite(params.frequency_penalty),
-          "sampling: presence_penalty and frequency_penalty must be finite");
-  Require(params.top_logprobs >= 0 && params.top_logprobs <= backend::kMaxTopLogprobs,
-          "sampling: top_logprobs must be in [0, 20], got " + std::to_string(params.top_logprobs));
+  RequireValid(std::isfinite(params.temperature) && params.temperature >= 0.0f,
+               "sampling: temperature must be >= 0, got " + std::to_string(params.temperature));
+  RequireValid(params.top_k >= 0, "sampling: top_k must be >= 0, got " + std::to_string(params.top_k));
+  RequireValid(params.top_p >= 0.0f && params.top_p <= 1.0f,
+               "sampling: top_p must be in [0, 1], got " + std::to_string(params.top_p));
+  RequireValid(params.min_p >= 0.0f && params.min_p <= 1.0f,
+               "sampling: min_p must be in [0, 1], got " + std::to_string(params.min_p));
+  RequireValid(std::isfinite(params.repetition_penalty) && params.repetition_penalty > 0.0f,
+               "sampling: repetition_penalty must be > 0, got " + std::to_string(params.repetition_penalty));
+  RequireValid(params.repetition_window >= 0,
+               "sampling: repetition_window must be >= 0, got " + std::to_string(params.repetition_window));
+  RequireValid(std::isfinite(params.presence_penalty) && std::isfinite(params.frequency_penalty),
+               "sampling: presence_penalty and frequency_penalty must be finite");
+  RequireValid(params.top_logprobs >= 0 && params.top_logprobs <= backend::kMaxTopLogprobs,
+               "sampling: top_logprobs must be in [0, 20], got " + std::to_string(params.top_logprobs));
 
   size_t max_entries = 0;
   for (const auto& [token, bias] : params.logit_bias) {
-    Require(token >= 0 && token < vocab_, "sampling: logit_bias token id " + std::to_string(token) +
-                                              " is outside the vocabulary (size " + std::to_string(vocab_) + ")");
-    Require(!std::isnan(bias), "sampling: logit_bias for token " + std::to_string(token) + " is NaN");
+    RequireValid(token >= 0 && token < vocab_, "sampling: logit_bias token id " + std::to_string(token) +
+                                                   " is outside the vocabulary (size " + std::to_string(vocab_) + ")");
+    RequireValid(!std::isnan(bias), "sampling: logit_bias for token " + std::to_string(token) + " is NaN");
     ++max_entries;
   }
   if (params.repetition_penalty != 1.0f && params.repetition_window > 0) {
@@ -106,6 +106,10 @@ void Sampler::Prepare(backend::SampleRow* row, std::span<const uint8_t> allowed)
   row->params.temperature = params_.temperature;
   row->params.top_k = params_.top_k;
   row->params.top_p = params_.top_p;
+  if (params_.top_p == 0.0f) {  // the smallest nucleus: the most probable token alone, on every backend
+    row->params.top_k = 1;
+    row->params.top_p = 1.0f;
+  }
   row->params.min_p = params_.min_p;
   row->params.repetition_penalty = params_.repetition_penalty;
   row->params.top_logprobs = params_.top_logprobs;

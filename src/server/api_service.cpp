@@ -121,6 +121,8 @@ void ApiService::Handle(const HttpRequest& req, HttpResponder& res) {
     if (!res.sent()) error(e.status(), e.type(), e.what());
   } catch (const engine::QueueFull& e) {
     if (!res.sent()) error(529, "overloaded_error", std::string("the server is busy: ") + e.what());
+  } catch (const engine::BadRequest& e) {
+    if (!res.sent()) error(400, "invalid_request_error", e.what());
   } catch (const Error& e) {
     if (!res.sent()) error(500, "api_error", e.what());
   } catch (const std::exception& e) {
@@ -240,10 +242,12 @@ namespace {
 template <typename OnEvent, typename OnIdle>
 DriveResult Drive(api::Generation& gen, HttpResponder& res, const std::atomic<bool>& shutting_down, int keepalive_ms,
                   OnEvent on_event, OnIdle on_idle) {
+  constexpr auto kPeriod = std::chrono::milliseconds(100);
   auto last = Clock::now();
+  auto checked = last;
   for (;;) {
     ChatEvent ev;
-    if (gen.Next(&ev, std::chrono::milliseconds(100))) {
+    if (gen.Next(&ev, kPeriod)) {
       if (!on_event(ev)) {
         gen.Cancel();
         return DriveResult::kClientGone;
@@ -251,9 +255,13 @@ DriveResult Drive(api::Generation& gen, HttpResponder& res, const std::atomic<bo
       // Prefill progress writes nothing, so it must not postpone the keep-alive.
       if (ev.kind != ChatEvent::Kind::kPrefill) last = Clock::now();
       if (ev.kind == ChatEvent::Kind::kFinish || ev.kind == ChatEvent::Kind::kError) return DriveResult::kDone;
-      continue;
+      // Events can arrive faster than the period for the whole answer, and a non-streaming one writes nothing
+      // until the end: look for a departed client on the clock, not only when the events pause.
+      if (Clock::now() - checked < kPeriod) continue;
+    } else if (gen.done()) {
+      return DriveResult::kDone;
     }
-    if (gen.done()) return DriveResult::kDone;
+    checked = Clock::now();
     if (res.ClientGone()) {
       gen.Cancel();
       return DriveResult::kClientGone;

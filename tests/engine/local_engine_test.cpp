@@ -343,15 +343,15 @@ TEST(LocalEngineTest, StopTokensAndContextClamp) {
   Collector t;
   try {
     engine->Submit(Greedy(too_long, 1), t.MakeSink());
-    FAIL() << "expected Error";
-  } catch (const Error& e) {
+    FAIL() << "expected BadRequest";
+  } catch (const BadRequest& e) {
     EXPECT_EQ(std::string(e.what()), "prompt is too long: 513 tokens > 512 maximum");
   }
-  EXPECT_THROW(engine->Submit(Greedy({1, 9999}, 1), t.MakeSink()), Error);
-  EXPECT_THROW(engine->Submit(Greedy({}, 1), t.MakeSink()), Error);
+  EXPECT_THROW(engine->Submit(Greedy({1, 9999}, 1), t.MakeSink()), BadRequest);
+  EXPECT_THROW(engine->Submit(Greedy({}, 1), t.MakeSink()), BadRequest);
   GenerateRequest bad = Greedy(c.prompt, 1);
-  bad.sampling.top_p = 0;
-  EXPECT_THROW(engine->Submit(bad, t.MakeSink()), Error);
+  bad.sampling.top_p = -1;
+  EXPECT_THROW(engine->Submit(bad, t.MakeSink()), BadRequest);
 }
 
 TEST(LocalEngineTest, SeededSamplingIsReproducibleUnderConcurrency) {

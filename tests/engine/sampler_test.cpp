@@ -100,6 +100,19 @@ TEST(SamplerTest, TopPKeepsSmallestPrefixReachingP) {
   ExpectDistribution(p, kLogits, Renormalize(e));
 }
 
+TEST(SamplerTest, TopPZeroKeepsOnlyTheMostProbableToken) {
+  // The APIs accept top_p in [0, 1]; 0 is the smallest nucleus there is: the best token alone (token 2, 2.0).
+  SamplingParams p = Seeded(9);
+  p.top_p = 0.0f;
+  p.top_logprobs = 2;
+  Sampler sampler(p, static_cast<int>(kLogits.size()));
+  TokenOut out;
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_EQ(sampler.Sample(kLogits, &out), 2);
+    ASSERT_EQ(out.logprob, 0.0f);  // drawn from a one-token distribution
+  }
+}
+
 TEST(SamplerTest, MinPIsRelativeToTheMaximum) {
   SamplingParams p = Seeded(5);
   p.min_p = 0.3f;
@@ -350,14 +363,16 @@ TEST(SamplerTest, RejectsBadParameters) {
     edit(p);
     Sampler s(p, 10);
   };
-  EXPECT_THROW(make([](SamplingParams& p) { p.temperature = -1; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.top_p = 0; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.top_p = 1.5f; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.min_p = -0.1f; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.top_k = -2; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.repetition_penalty = 0; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.logit_bias = {{10, 1.0f}}; }), Error);
-  EXPECT_THROW(make([](SamplingParams& p) { p.top_logprobs = 21; }), Error);
+  // The request is at fault: BadRequest, which the server answers with 400.
+  EXPECT_THROW(make([](SamplingParams& p) { p.temperature = -1; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.top_p = -0.1f; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.top_p = 1.5f; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.min_p = -0.1f; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.top_k = -2; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.repetition_penalty = 0; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.logit_bias = {{10, 1.0f}}; }), BadRequest);
+  EXPECT_THROW(make([](SamplingParams& p) { p.top_logprobs = 21; }), BadRequest);
+  EXPECT_NO_THROW(make([](SamplingParams& p) { p.top_p = 0.0f; }));
   SamplingParams ok;
   Sampler s(ok, 10);
   std::vector<float> wrong(9, 0.0f);

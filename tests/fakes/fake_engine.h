@@ -1,6 +1,6 @@
 #pragma once
 // Test fake of engine::Engine: scripted token streams on one engine thread, with the real contract's
-// behaviour (queue limit -> QueueFull, `slots` sequences decoding at once, prefill progress, max_tokens,
+// behaviour (the real request checks -> BadRequest, queue limit -> QueueFull, `slots` sequences decoding at once, prefill progress, max_tokens,
 // stop tokens not reported, on_token false -> kCancelled, Cancel() within one step, Shutdown()).
 #include <algorithm>
 #include <chrono>
@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "engine/sampler.h"
 
 namespace pensieve::test {
 
@@ -34,6 +35,8 @@ class FakeEngine : public engine::Engine {
   ~FakeEngine() override { Shutdown(); }
 
   uint64_t Submit(engine::GenerateRequest request, engine::Sink sink) override {
+    engine::RequireValid(!request.prompt.empty(), "request: the prompt is empty");
+    engine::Sampler(request.sampling, vocab_size(), 1);  // the real engine's sampling-parameter checks
     std::lock_guard lock(mu_);
     if (stop_) throw engine::QueueFull("engine is shut down");
     if (static_cast<int>(waiting_.size()) >= max_queue_) throw engine::QueueFull("queue full (" + std::to_string(max_queue_) + " waiting)");

@@ -161,6 +161,34 @@ TEST(HttpTransport, DisconnectCancelsGeneration) {  // §8.26
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
 }
 
+// Issue 14, defect 1: a non-streaming request writes nothing until the end, so a departed client must be
+// noticed while tokens keep coming (the fake engine emits one every 2 ms: Next() never times out).
+TEST(HttpTransport, DisconnectCancelsNonStreamingGeneration) {
+  TestServer s;
+  const std::pair<const char*, std::string> cases[] = {
+      {"/v1/messages", R"({"model":"m","max_tokens":4000,"messages":[{"role":"user","content":"a long story"}]})"},
+      {"/v1/chat/completions",
+       R"({"model":"m","max_tokens":4000,"messages":[{"role":"user","content":"a long story"}]})"},
+  };
+  int expected_cancels = 0;
+  for (const auto& [path, body] : cases) {
+    int fd = Connect(s.port);
+    SendAll(fd, std::string("POST ") + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // generating (~1,400 tokens take ~3 s)
+    ASSERT_EQ(s.world->engine.running_count(), 1) << path;
+    ::close(fd);
+    ++expected_cancels;
+    auto t0 = Clock::now();
+    while (s.world->engine.cancelled_count() < expected_cancels && Clock::now() - t0 < std::chrono::seconds(3)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(s.world->engine.cancelled_count(), expected_cancels) << path;
+    EXPECT_LT(Clock::now() - t0, std::chrono::milliseconds(800)) << path;
+  }
+  EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
+}
+
 TEST(HttpTransport, QueueFullIs529WithRetryAfter) {  // §8.27
   TestServer s({}, {}, 4096, /*slots=*/1, /*max_queue=*/2);
   std::atomic<int> ok{0}, overloaded{0}, other{0};
