@@ -15,25 +15,13 @@
 #include <cstring>
 #include <thread>
 
+#include "server/http_request_parser.h"
 #include "util/error.h"
 
 namespace pensieve::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string Trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(b, e - b + 1));
-}
 
 int MsLeft(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -68,14 +56,6 @@ long ReadSome(int fd, std::string& buf, Clock::time_point deadline, const std::a
 }
 
 }  // namespace
-
-std::string HttpRequest::Header(std::string_view name) const {
-  std::string key = Lower(name);
-  for (const auto& [k, v] : headers) {
-    if (k == key) return v;
-  }
-  return "";
-}
 
 const char* StatusText(int status) {
   switch (status) {
@@ -244,19 +224,36 @@ void HttpServer::Run() {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (active_.load() >= options_.max_connections) {
+    std::string remote(addr);
+    std::string refusal;
+    {
+      std::lock_guard lock(mu_);
+      int& mine = per_address_[remote];
+      if (active_.load() >= options_.max_connections) {
+        refusal = "too many connections";
+      } else if (mine >= options_.max_connections_per_address) {
+        refusal = "too many connections from " + remote + " (at most " +
+                  std::to_string(options_.max_connections_per_address) + " per address)";
+      } else {
+        ++mine;
+        active_.fetch_add(1);
+      }
+      if (mine == 0) per_address_.erase(remote);
+    }
+    if (!refusal.empty()) {
       HttpRequest req;
+      req.remote = remote;
       HttpResponder res(fd, false, 1000);
       res.set_close(true);
-      error_handler_(req, res, 503, "too many connections");
+      error_handler_(req, res, 503, refusal);
       ::close(fd);
       continue;
     }
-    active_.fetch_add(1);
-    std::thread([this, fd, remote = std::string(addr)] {
+    std::thread([this, fd, remote] {
       ServeConnection(fd, remote);
       ::close(fd);
       std::lock_guard lock(mu_);
+      if (--per_address_[remote] == 0) per_address_.erase(remote);
       active_.fetch_sub(1);
       idle_cv_.notify_all();
     }).detach();
@@ -280,11 +277,16 @@ bool HttpServer::WaitIdle(int timeout_ms) {
 
 void HttpServer::ServeConnection(int fd, std::string remote) {
   std::string buf;  // bytes read but not yet consumed
+  bool first = true;
   for (;;) {
     HttpRequest req;
     req.remote = remote;
-    // 1. Wait for the first byte of the next request (keep-alive idle), then the whole head by a deadline.
-    auto idle_deadline = Clock::now() + std::chrono::milliseconds(options_.idle_timeout_ms);
+    // 1. Wait for the first byte of the next request, then the whole head by a deadline. A new connection gets
+    // the head's deadline for its first byte (a silent socket must not hold a slot for the keep-alive wait);
+    // a kept-alive one the idle timeout.
+    auto idle_deadline =
+        Clock::now() + std::chrono::milliseconds(first ? options_.header_timeout_ms : options_.idle_timeout_ms);
+    first = false;
     while (buf.empty()) {
       if (stopping_.load()) return;
       long n = ReadSome(fd, buf, idle_deadline, &stopping_);
@@ -313,115 +315,71 @@ void HttpServer::ServeConnection(int fd, std::string remote) {
       error_handler_(req, res, 431, "request head exceeds " + std::to_string(options_.max_header_bytes) + " bytes");
       return;
     }
-    std::string_view head(buf.data(), head_end);
     // 2. Request line and headers.
-    size_t line_end = head.find("\r\n");
-    std::string_view line = head.substr(0, line_end);
-    size_t sp1 = line.find(' ');
-    size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    auto bad = [&](const std::string& why) {
+    auto refuse = [&](const HttpRefusal& why) {
       HttpResponder res(fd, false, 1000);
       res.set_close(true);
-      error_handler_(req, res, 400, why);
-    };
-    if (sp2 == std::string_view::npos) return bad("malformed request line");
-    req.method = std::string(line.substr(0, sp1));
-    req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-    req.version = std::string(line.substr(sp2 + 1));
-    if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0") return bad("unsupported HTTP version");
-    if (req.target.empty() || (req.target[0] != '/' && req.target != "*")) return bad("malformed request target");
-    size_t q = req.target.find('?');
-    req.path = req.target.substr(0, q);
-    if (q != std::string::npos) req.query = req.target.substr(q + 1);
-    size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
-    while (pos < head.size()) {
-      size_t e = head.find("\r\n", pos);
-      if (e == std::string_view::npos) e = head.size();
-      std::string_view h = head.substr(pos, e - pos);
-      pos = e + 2;
-      size_t colon = h.find(':');
-      if (colon == std::string_view::npos || colon == 0 || h[0] == ' ' || h[0] == '\t') return bad("malformed header line");
-      req.headers.emplace_back(Lower(h.substr(0, colon)), Trim(h.substr(colon + 1)));
-    }
-    buf.erase(0, head_end + 4);
-
-    bool keep_alive = req.version == "HTTP/1.1";
-    std::string conn = Lower(req.Header("connection"));
-    if (conn.find("close") != std::string::npos) keep_alive = false;
-    if (conn.find("keep-alive") != std::string::npos) keep_alive = true;
-
-    // 3. Body: Content-Length, or chunked; the limit is enforced before reading.
-    std::string te = Lower(req.Header("transfer-encoding"));
-    std::string cl = req.Header("content-length");
-    // One deadline for the whole body (not per read), so a client trickling bytes cannot hold the thread.
-    const auto body_end = Clock::now() + std::chrono::milliseconds(options_.body_timeout_ms);
-    auto body_deadline = [&] { return body_end; };
-    auto too_large = [&](const std::string& what) {
-      HttpResponder res(fd, false, 1000);
-      res.set_close(true);
-      error_handler_(req, res, 413, what);
-      // Let the client read the answer: stop sending, drain briefly (never the whole body), then close.
+      error_handler_(req, res, why.status, why.message);
+      // Let the client read the answer: closing with unread bytes sends a reset, which can discard it. Stop
+      // sending, drain briefly (never a whole body), then close.
       ::shutdown(fd, SHUT_WR);
       std::string sink;
       auto until = Clock::now() + std::chrono::milliseconds(300);
       while (ReadSome(fd, sink, until) > 0 && sink.size() < (4u << 20)) sink.clear();
     };
-    if (!te.empty() && te != "identity") {
-      if (te != "chunked") {
-        HttpResponder res(fd, false, 1000);
-        res.set_close(true);
-        error_handler_(req, res, 501, "unsupported transfer-encoding '" + te + "'");
-        return;
-      }
-      // Chunked request body.
+    if (auto refusal = ParseRequestHead(std::string_view(buf.data(), head_end), &req)) return refuse(*refusal);
+    buf.erase(0, head_end + 4);
+
+    bool keep_alive = req.version == "HTTP/1.1";
+    std::string conn = AsciiLower(req.Header("connection"));
+    if (conn.find("close") != std::string::npos) keep_alive = false;
+    if (conn.find("keep-alive") != std::string::npos) keep_alive = true;
+
+    // 3. Body: Content-Length, or chunked (http_request_parser.h); the limit is enforced before reading.
+    BodyFraming framing;
+    if (auto refusal = DecideBodyFraming(req, &framing)) return refuse(*refusal);
+    // One deadline for the whole body (not per read), so a client trickling bytes cannot hold the thread.
+    const auto body_end = Clock::now() + std::chrono::milliseconds(options_.body_timeout_ms);
+    auto too_large = [&](const std::string& what) { refuse({413, what}); };
+    auto stalled = [&] { refuse({408, "request body stalled"}); };
+    if (framing.kind == BodyFraming::kChunked) {
       for (;;) {
         size_t le;
-        auto dl = body_deadline();
         while ((le = buf.find("\r\n")) == std::string::npos) {
-          if (buf.size() > 1024) return bad("malformed chunk size");
-          long n = ReadSome(fd, buf, dl);
+          if (buf.size() > 1024) return refuse({400, "malformed chunk size line"});
+          long n = ReadSome(fd, buf, body_end);
+          if (n == -2) return stalled();
           if (n <= 0) return;
         }
-        size_t size = 0;
-        try {
-          size = std::stoul(buf.substr(0, le), nullptr, 16);
-        } catch (...) {
-          return bad("malformed chunk size");
-        }
+        std::optional<size_t> size = ParseChunkSize(std::string_view(buf.data(), le));
+        if (!size) return refuse({400, "malformed chunk size '" + buf.substr(0, std::min<size_t>(le, 40)) + "'"});
         buf.erase(0, le + 2);
-        if (req.body.size() + size > options_.max_body_bytes) {
+        if (req.body.size() + *size > options_.max_body_bytes) {
           return too_large("request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
         }
-        while (buf.size() < size + 2) {
-          dl = body_deadline();
-          long n = ReadSome(fd, buf, dl);
+        while (buf.size() < *size + 2) {
+          long n = ReadSome(fd, buf, body_end);
+          if (n == -2) return stalled();
           if (n <= 0) return;
         }
-        req.body.append(buf, 0, size);
-        buf.erase(0, size + 2);
-        if (size == 0) break;  // (trailers are not supported)
+        if (buf.compare(*size, 2, "\r\n") != 0) return refuse({400, "chunk data not followed by CRLF"});
+        req.body.append(buf, 0, *size);
+        buf.erase(0, *size + 2);
+        if (*size == 0) break;  // (trailers are not supported)
       }
-    } else if (!cl.empty()) {
-      size_t length = 0;
-      if (cl.find_first_not_of("0123456789") != std::string::npos || cl.size() > 18) return bad("malformed content-length");
-      length = std::stoull(cl);
+    } else if (framing.kind == BodyFraming::kLength) {
+      const size_t length = framing.length;
       if (length > options_.max_body_bytes) {
         return too_large("request body of " + std::to_string(length) + " bytes exceeds the limit of " +
                          std::to_string(options_.max_body_bytes) + " bytes");
       }
-      if (Lower(req.Header("expect")) == "100-continue" && buf.size() < length) {
-        HttpResponder res(fd, false, 1000);
+      if (AsciiLower(req.Header("expect")) == "100-continue" && buf.size() < length) {
         std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
         ::send(fd, cont.data(), cont.size(), MSG_NOSIGNAL);
       }
       while (buf.size() < length) {
-        long n = ReadSome(fd, buf, body_deadline());
-        if (n == -2) {
-          HttpResponder res(fd, false, 1000);
-          res.set_close(true);
-          error_handler_(req, res, 408, "request body stalled");
-          return;
-        }
+        long n = ReadSome(fd, buf, body_end);
+        if (n == -2) return stalled();
         if (n <= 0) return;
       }
       req.body = buf.substr(0, length);

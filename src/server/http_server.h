@@ -3,13 +3,15 @@
 // does not give: the body limit answered with 413 from Content-Length alone (the body is never read), a
 // deadline for the whole request head (slow-loris) and for body progress, chunked streaming with
 // disconnect detection (poll for RDHUP, so a generation is cancelled even while nothing is being written),
-// and HEAD. One thread per connection (bounded by max_connections); handlers may block (streams do).
+// and HEAD. One thread per connection (bounded by max_connections, and per peer address); handlers may block
+// (streams do). Parsing of heads and body framing: http_request_parser.h.
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -60,18 +62,19 @@ class HttpResponder {
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponder&)>;
-// Answers transport-level errors (400 bad request line, 408 header timeout, 413, 431, 503) in the API's
-// error envelope; `request` is partial (method/path may be empty).
+// Answers transport-level errors (400 malformed head or framing, 408 timeouts, 411, 413, 431, 501, 503) in the
+// API's error envelope; `request` is partial (method/path may be empty).
 using HttpErrorHandler = std::function<void(const HttpRequest&, HttpResponder&, int status, const std::string& message)>;
 
 struct HttpOptions {
   size_t max_body_bytes = 32u << 20;    // 32 MiB, the Messages API's limit
   size_t max_header_bytes = 64u << 10;
-  int header_timeout_ms = 10000;        // whole request head, from its first byte
+  int header_timeout_ms = 10000;        // a new connection's first byte, and a whole request head from its first byte
   int idle_timeout_ms = 60000;          // keep-alive wait for the next request
   int body_timeout_ms = 60000;          // whole body, from the end of the head -> 408
   int write_timeout_ms = 60000;         // a client not reading for this long is gone
   int max_connections = 512;
+  int max_connections_per_address = 256;  // one peer cannot take every slot
 };
 
 const char* StatusText(int status);
@@ -102,6 +105,7 @@ class HttpServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
   std::mutex mu_;
+  std::unordered_map<std::string, int> per_address_;  // open connections by peer address (under mu_)
   std::condition_variable idle_cv_;
 };
 

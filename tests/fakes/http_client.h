@@ -19,8 +19,18 @@ struct HttpResult {
   std::string raw;
 };
 
-inline int Connect(int port) {
+// Connects to 127.0.0.1:port, from the loopback address `from` when given (e.g. "127.0.0.2": another peer).
+inline int Connect(int port, const char* from = nullptr) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (from) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));

@@ -117,6 +117,117 @@ TEST(HttpTransport, MalformedRequestLinesAndHeaders) {
   EXPECT_EQ(Request(s.port, "GET", "/health").status, 200);
 }
 
+// Sends raw bytes on a fresh connection; returns everything the server wrote before closing (or 3 s).
+std::string Exchange(int port, const std::string& raw) {
+  int fd = Connect(port);
+  SendAll(fd, raw);
+  std::string out = ReadAll(fd, 3000);
+  ::close(fd);
+  return out;
+}
+
+// Issue 14, defect 3 (RFC 9112 §6.3): framings a proxy and this server could read differently are refused and
+// the connection closed, so the bytes after them are never served as a second request.
+TEST(HttpTransport, AmbiguousBodyFramingIs400AndCloses) {
+  TestServer s;
+  const std::string smuggled = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string cases[] = {
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: " +
+          std::to_string(kHi.size()) + "\r\n\r\n" + kHi + smuggled,
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 7\r\n\r\n" + kHi + smuggled,
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: " +
+          std::to_string(kHi.size()) + "\r\n\r\n" + kHi + smuggled,
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(kHi.size()) +
+          "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+      "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello" + smuggled,
+  };
+  for (const std::string& raw : cases) {
+    std::string out = Exchange(s.port, raw);
+    EXPECT_EQ(ParseResponse(out).status, 400) << raw << "\n--\n" << out;
+    EXPECT_EQ(CountOf(out, "HTTP/1.1 "), 1u) << "a second response: the connection was not closed\n" << out;
+    EXPECT_NE(out.find("invalid_request_error"), std::string::npos) << out;
+  }
+  EXPECT_EQ(s.world->engine.submitted_count(), 0);
+  // The same length twice is one length (RFC 9110 §8.6 allows it): served.
+  std::string twice = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                      std::to_string(kHi.size()) + "\r\nContent-Length: " + std::to_string(kHi.size()) + "\r\n\r\n" + kHi;
+  EXPECT_EQ(ParseResponse(Exchange(s.port, twice)).status, 200);
+}
+
+// Issue 14, defect 4: say what is wrong with the framing, not "too large" or "empty body".
+TEST(HttpTransport, MalformedChunkSizesAre400AndMissingLengthIs411) {
+  TestServer s;
+  for (const char* size : {"-1", "0x10", " 5", "zz", "", "fffffffffffffffff", "5 x"}) {
+    std::string raw = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                      std::string(size) + "\r\nhello\r\n0\r\n\r\n";
+    HttpResult r = ParseResponse(Exchange(s.port, raw));
+    EXPECT_EQ(r.status, 400) << "chunk size '" << size << "': " << r.raw;
+    EXPECT_NE(r.body.find("chunk size"), std::string::npos) << r.body;
+  }
+  // Chunk extensions are legal and ignored.
+  std::string ext = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zX", kHi.size());
+  ext += std::string(size) + ";name=value\r\n" + kHi + "\r\n0\r\n\r\n";
+  EXPECT_EQ(ParseResponse(Exchange(s.port, ext)).status, 200);
+  // A body with no framing at all cannot be delimited.
+  HttpResult r = ParseResponse(Exchange(s.port, "POST /v1/messages HTTP/1.1\r\nHost: x\r\n\r\n" + kHi));
+  EXPECT_EQ(r.status, 411) << r.raw;
+  EXPECT_NE(r.body.find("Content-Length"), std::string::npos) << r.body;
+  EXPECT_EQ(s.world->engine.submitted_count(), 1);
+}
+
+// Issue 14, defect 5: a socket that never sends is closed at the head deadline, not the keep-alive one ...
+TEST(HttpTransport, SilentConnectionGetsTheHeadDeadline) {
+  server::HttpOptions h;
+  h.header_timeout_ms = 400;
+  h.idle_timeout_ms = 60000;
+  TestServer s({}, h);
+  int fd = Connect(s.port);
+  auto t0 = Clock::now();
+  std::string out = ReadAll(fd, 5000);  // returns when the server closes
+  auto waited = Clock::now() - t0;
+  ::close(fd);
+  EXPECT_LT(waited, std::chrono::milliseconds(2500));
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  // ... while a kept-alive connection still waits the idle timeout for its next request.
+  fd = Connect(s.port);
+  std::string req = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  SendAll(fd, req);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  SendAll(fd, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  out = ReadAll(fd, 3000);
+  ::close(fd);
+  EXPECT_EQ(CountOf(out, "HTTP/1.1 200"), 2u) << out;
+}
+
+// ... and one peer cannot take every connection slot.
+TEST(HttpTransport, OnePeerCannotTakeEverySlot) {
+  server::HttpOptions h;
+  h.max_connections = 8;
+  h.max_connections_per_address = 4;
+  TestServer s({}, h);
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(Connect(s.port));
+  for (int i = 0; i < 100 && s.http->active_connections() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(s.http->active_connections(), 4);
+  HttpResult r = Request(s.port, "GET", "/health");
+  EXPECT_EQ(r.status, 503) << r.raw;
+  EXPECT_NE(r.body.find("per address"), std::string::npos) << r.body;
+  int other = Connect(s.port, "127.0.0.2");
+  ASSERT_GE(other, 0) << "cannot bind 127.0.0.2";
+  SendAll(other, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(ParseResponse(ReadAll(other, 3000)).status, 200);
+  ::close(other);
+  for (int fd : idle) ::close(fd);
+  for (int i = 0; i < 200 && s.http->active_connections() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Request(s.port, "GET", "/health").status, 200);  // the slots came back
+}
+
 TEST(HttpTransport, KeepAliveServesSeveralRequestsAndChunkedBodies) {
   TestServer s;
   int fd = Connect(s.port);
