@@ -16,8 +16,10 @@ struct RunResult {
   std::string out;  // stdout + stderr
 };
 
-inline RunResult RunCli(const std::string& args) {
-  const std::string cmd = PensieveBinary() + " " + args + " 2>&1";
+// timeout_s > 0: killed after that long (coreutils timeout; the code is then 124).
+inline RunResult RunCli(const std::string& args, int timeout_s = 0) {
+  const std::string cmd = (timeout_s > 0 ? "timeout -k 2 " + std::to_string(timeout_s) + " " : std::string()) +
+                          PensieveBinary() + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;

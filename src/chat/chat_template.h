@@ -73,6 +73,10 @@ class ChatTemplate {
 // nullopt when the model has none (callers fall back to ChatML and warn).
 std::optional<std::string> FindChatTemplate(const std::string& model_path);
 
+// Where FindChatTemplate(model_path) takes its template from, for messages: "<dir>/chat_template.jinja",
+// "<dir>/chat_template.json", "<dir>/tokenizer_config.json (chat_template)" or "<file> (tokenizer.chat_template)".
+std::string ChatTemplateOrigin(const std::string& model_path);
+
 // The template transformers would pick: the "tool_use" one when tools are passed and the model names one,
 // else FindChatTemplate().
 std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools);

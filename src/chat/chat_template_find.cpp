@@ -1,24 +1,20 @@
 // Locating a model's chat template on disk (HF directory layouts).
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "chat/chat_template.h"
 #include "formats/gguf.h"
+#include "util/file.h"
 
 namespace pensieve::chat {
 namespace {
 
 namespace fs = std::filesystem;
 
+// The file's text, or nothing when nothing is there; anything there that is not a readable regular file of
+// bounded size is an Error naming it (util/file.h).
 std::optional<std::string> ReadFile(const fs::path& p) {
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error("cannot read " + p.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!PathPresent(p.string())) return std::nullopt;
+  return ReadRegularFile(p.string());
 }
 
 Json ParseJsonFile(const fs::path& p, const std::string& text) {
@@ -112,6 +108,15 @@ std::optional<std::string> FindChatTemplate(const std::string& model_path) {
     if (name == "default") return tmpl;
   if (!named.empty()) return named.front().second;
   return std::nullopt;
+}
+
+std::string ChatTemplateOrigin(const std::string& model_path) {
+  if (IsGguf(model_path)) return model_path + " (tokenizer.chat_template)";
+  fs::path dir = ModelDir(model_path);
+  for (const char* file : {"chat_template.jinja", "chat_template.json"}) {
+    if (PathPresent((dir / file).string())) return (dir / file).string();
+  }
+  return (dir / "tokenizer_config.json").string() + " (chat_template)";
 }
 
 std::optional<std::string> FindChatTemplateFor(const std::string& model_path, bool with_tools) {

@@ -47,7 +47,12 @@ void RunInfo(const InfoOptions& opt) {
   if (opt.path.ends_with(".gguf"))
     throw Error(opt.path + ": GGUF files are not described by `pensieve info` yet (safetensors directories only)");
   if (!fs::exists(opt.path, ec)) throw Error(opt.path + ": no such file or directory");
-  std::string dir = fs::is_directory(opt.path, ec) ? opt.path : fs::path(opt.path).parent_path().string();
+  const bool is_dir = fs::is_directory(opt.path, ec);
+  if (!is_dir && !opt.path.ends_with(".safetensors") && !opt.path.ends_with(".index.json")) {
+    throw Error(opt.path + ": not a model directory (expected a folder with config.json and model.safetensors, " +
+                "or a .safetensors file inside one)");
+  }
+  std::string dir = is_dir ? opt.path : fs::path(opt.path).parent_path().string();
   ModelConfig c = LoadModelConfig(dir);
   TensorStore store = TensorStore::Open(opt.path);
 

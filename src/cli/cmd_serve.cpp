@@ -77,7 +77,12 @@ void Serve(const ServeArgs& a) {
 
   std::optional<std::string> source = chat::FindChatTemplate(src.dir);
   if (!source) std::fprintf(stderr, "pensieve: warning: %s has no chat template; using ChatML\n", src.dir.c_str());
-  auto tmpl = std::make_shared<chat::ChatTemplate>(source.value_or(kChatMlTemplate));
+  std::shared_ptr<chat::ChatTemplate> tmpl;
+  try {
+    tmpl = std::make_shared<chat::ChatTemplate>(source.value_or(kChatMlTemplate));
+  } catch (const chat::TemplateError& e) {
+    throw Error(chat::ChatTemplateOrigin(src.dir) + ": the chat template does not parse: " + e.what());
+  }
   std::vector<std::string> specials;
   for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
     if (tokenizer->IsSpecial(id)) specials.push_back(tokenizer->TokenText(id));

@@ -8,13 +8,12 @@
 // .gguf file; bos/eos then come from the model (tokenizer_config.json or GGUF metadata), --bos/--eos override.
 // A model without a template is rendered with the ChatML fallback (warning on stderr).
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "chat/chat_template.h"
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve::cli {
 namespace {
@@ -33,11 +32,11 @@ struct TemplateOptions {
 };
 
 std::string ReadAll(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(std::string("cannot read ") + what + " file " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  try {
+    return ReadRegularFile(path);
+  } catch (const Error& e) {
+    throw Error(std::string(what) + " file: " + e.what());
+  }
 }
 
 Json ParseJson(const std::string& text, const std::string& where) {

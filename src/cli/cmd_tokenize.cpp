@@ -2,22 +2,21 @@
 // single-threaded throughput mode (--bench) for bench/tokenizer_bench.sh.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve::cli {
 namespace {
 
 std::string ReadExact(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open --file " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  try {
+    return ReadRegularFile(path);
+  } catch (const Error& e) {
+    throw Error(std::string("--file: ") + e.what());
+  }
 }
 
 struct TokenizeArgs {

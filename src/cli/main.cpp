@@ -1,5 +1,6 @@
 // pensieve: one binary, subcommands registered by the cmd_*.cpp files.
 #include <cstdio>
+#include <exception>
 
 #include "cli/commands.h"
 #include "util/error.h"
@@ -24,6 +25,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const pensieve::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    // Input errors are pensieve::Errors with a message naming the input; anything else is our defect, but
+    // still one line and exit status 1, never an abort.
+    std::fprintf(stderr, "error: internal: %s\n", e.what());
     return 1;
   }
   return 0;

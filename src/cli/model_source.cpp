@@ -1,6 +1,10 @@
 #include "cli/model_source.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -67,8 +71,14 @@ const std::string& DemoDir() {
 }  // namespace
 
 ModelSource ResolveModelSource(const std::string& model_arg) {
-  if (!model_arg.empty() && model_arg != "demo") return {model_arg, BaseName(model_arg), false};
-  return {DemoDir(), kDemoModelName, true};
+  if (model_arg.empty() || model_arg == "demo") return {DemoDir(), kDemoModelName, true};
+  struct stat st;
+  if (::stat(model_arg.c_str(), &st) != 0) throw Error(model_arg + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) {
+    throw Error(model_arg + ": not a model directory (expected a folder with config.json, tokenizer.json and " +
+                "model.safetensors or its shards)");
+  }
+  return {model_arg, BaseName(model_arg), false};
 }
 
 std::unique_ptr<model::Model> LoadModel(const ModelSource& source, backend::Backend& backend,

@@ -23,8 +23,9 @@ struct ModelSource {
   bool embedded = false; // the demo model built into the binary
 };
 
-// "" or "demo" -> the built-in demo model; anything else is a path, returned as given. Throws pensieve::Error
-// when the temporary directory cannot be written.
+// "" or "demo" -> the built-in demo model; anything else must be a directory, returned as given. Throws
+// pensieve::Error for a path that is missing or not a directory, or when the temporary directory cannot be
+// written.
 ModelSource ResolveModelSource(const std::string& model_arg);
 
 // Model::Load for a path, or over the embedded weights for the demo model.

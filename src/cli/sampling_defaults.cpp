@@ -1,17 +1,18 @@
 #include "cli/sampling_defaults.h"
 
 #include <cstdio>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
+
+#include "util/file.h"
 
 namespace pensieve::cli {
 
 api::SamplingDefaults ReadSamplingDefaults(const std::string& model_dir) {
   api::SamplingDefaults d;
-  std::ifstream in(model_dir + "/generation_config.json");
-  if (!in) return d;
-  const auto j = nlohmann::json::parse(in, nullptr, false);
+  const std::string path = model_dir + "/generation_config.json";
+  if (!PathPresent(path)) return d;
+  const auto j = nlohmann::json::parse(ReadRegularFile(path), nullptr, false);
   if (!j.is_object()) return d;
   const auto number = [&](const char* key, double lo, double hi) -> std::optional<double> {
     auto it = j.find(key);

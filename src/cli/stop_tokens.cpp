@@ -1,9 +1,10 @@
 #include "cli/stop_tokens.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
+
+#include "util/file.h"
 
 namespace pensieve::cli {
 
@@ -13,9 +14,8 @@ std::vector<int32_t> StopTokens(const std::string& model_dir, const Tokenizer& t
     if (id >= 0 && id < tok.vocab_size() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<int32_t>(id));
   };
   if (auto eos = tok.eos_id()) add(*eos);
-  std::ifstream gen(model_dir + "/generation_config.json");
-  if (gen) {
-    auto j = nlohmann::json::parse(gen, nullptr, false);
+  if (const std::string path = model_dir + "/generation_config.json"; PathPresent(path)) {
+    auto j = nlohmann::json::parse(ReadRegularFile(path), nullptr, false);
     if (j.is_object() && j.contains("eos_token_id")) {
       if (j["eos_token_id"].is_number_integer()) add(j["eos_token_id"].get<int64_t>());
       if (j["eos_token_id"].is_array()) {

@@ -1,8 +1,6 @@
 #include "formats/gguf.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +8,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve {
 namespace {
@@ -188,29 +187,17 @@ std::unique_ptr<GgufFile> GgufFile::Parse(std::span<const uint8_t> bytes, const 
 }
 
 std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open GGUF file " + path + ": " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    throw Error("cannot stat GGUF file " + path + ": " + std::strerror(e));
-  }
+  RegularFile file(path);  // closed at return: the mapping keeps the file alive
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->name_ = path;
-  size_t size = static_cast<size_t>(st.st_size);
+  const size_t size = file.size();
   if (size > 0) {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      throw Error("cannot map GGUF file " + path + ": " + std::strerror(e));
-    }
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    if (p == MAP_FAILED) throw Error(path + ": cannot map the GGUF file: " + std::strerror(errno));
     f->map_ = p;
     f->map_size_ = size;
     f->bytes_ = std::span<const uint8_t>(static_cast<const uint8_t*>(p), size);
   }
-  ::close(fd);
   f->ParseAll();
   return f;
 }

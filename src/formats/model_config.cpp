@@ -3,12 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve {
 namespace fs = std::filesystem;
@@ -145,13 +144,6 @@ json ParseJsonText(std::string_view text, const std::string& file) {
   }
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Architecture ResolveArchitecture(const Fields& f, std::string* name, std::string* model_type) {
   static const std::pair<const char*, Architecture> kArchs[] = {
@@ -414,13 +406,14 @@ ModelConfig ParseModelConfigJson(const json& j, const std::string& file) {
 }
 
 ModelConfig LoadModelConfig(const std::string& path) {
-  std::error_code ec;
-  fs::path config_path = fs::is_directory(path, ec) ? fs::path(path) / "config.json" : fs::path(path);
-  if (!fs::exists(config_path, ec)) throw Error(config_path.string() + ": not found (a model directory needs config.json)");
-  ModelConfig c = ParseModelConfig(ReadFile(config_path.string()), config_path.string());
+  fs::path config_path = IsDirectory(path) ? fs::path(path) / "config.json" : fs::path(path);
+  if (!PathPresent(config_path.string())) {
+    throw Error(config_path.string() + ": not found (a model directory needs config.json)");
+  }
+  ModelConfig c = ParseModelConfig(ReadRegularFile(config_path.string()), config_path.string());
   fs::path gen = config_path.parent_path() / "generation_config.json";
-  if (fs::exists(gen, ec)) {
-    json g = ParseJsonText(ReadFile(gen.string()), gen.string());
+  if (PathPresent(gen.string())) {
+    json g = ParseJsonText(ReadRegularFile(gen.string()), gen.string());
     if (g.is_object()) {
       Fields gf(g, gen.string());
       for (int64_t id : gf.IdList("eos_token_id"))

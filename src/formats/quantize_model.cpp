@@ -4,12 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "formats/model_config.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/parallel.h"
 
 namespace pensieve {
@@ -107,10 +107,8 @@ QuantizeStats QuantizeModelDir(const std::string& in_dir, const std::string& out
   for (const auto& f : stats.files) stats.bytes_out += fs::file_size(fs::path(out_dir) / f, ec);
 
   // config.json: the input's keys unchanged, plus the quantization block mlx-lm writes.
-  std::ifstream in(config_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json cj = json::parse(ss.str());
+  json cj = json::parse(ReadRegularFile(config_path.string()), nullptr, false);
+  if (!cj.is_object()) throw Error(config_path.string() + ": not a JSON object");
   json q = {{"group_size", spec.group_size}, {"bits", spec.bits}};
   cj["quantization"] = q;
   cj["quantization_config"] = q;

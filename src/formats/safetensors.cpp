@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,11 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve {
 namespace fs = std::filesystem;
@@ -154,29 +153,15 @@ SafetensorsHeader ParseSafetensorsHeader(const std::byte* bytes, size_t size, co
 // ---- MappedFile ----
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw Error(path + ": cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
+  RegularFile file(path);  // closed at return: the mapping keeps the file alive
+  size_ = file.size();
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
     if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      throw Error(path + ": cannot mmap " + std::to_string(size_) + " bytes: " + std::strerror(err));
+      throw Error(path + ": cannot mmap " + std::to_string(size_) + " bytes: " + std::strerror(errno));
     }
     data_ = static_cast<const std::byte*>(p);
   }
-  ::close(fd);  // the mapping keeps the file alive
 }
 
 MappedFile MappedFile::FromMemory(const std::string& name, const std::byte* data, size_t size) {
@@ -243,13 +228,6 @@ SafetensorsFile::SafetensorsFile(MappedFile map) : map_(std::move(map)) {
 
 namespace {
 
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 
@@ -257,15 +235,15 @@ TensorStore TensorStore::Open(const std::string& path) {
   TensorStore store;
   store.path_ = path;
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
+  if (!PathPresent(path)) throw Error(path + ": no such file or directory");
 
   std::vector<std::string> shard_files;
   std::string index_path;
-  if (fs::is_directory(path, ec)) {
+  if (IsDirectory(path)) {
     fs::path dir(path);
-    if (fs::exists(dir / "model.safetensors.index.json")) {
+    if (PathPresent((dir / "model.safetensors.index.json").string())) {
       index_path = (dir / "model.safetensors.index.json").string();
-    } else if (fs::exists(dir / "model.safetensors")) {
+    } else if (PathPresent((dir / "model.safetensors").string())) {
       shard_files.push_back((dir / "model.safetensors").string());
     } else {
       for (const auto& ent : fs::directory_iterator(dir, ec))
@@ -284,7 +262,7 @@ TensorStore TensorStore::Open(const std::string& path) {
   if (!index_path.empty()) {
     json j;
     try {
-      j = json::parse(ReadTextFile(index_path));
+      j = json::parse(ReadRegularFile(index_path));
     } catch (const json::exception& e) {
       throw Error(index_path + ": not valid JSON: " + e.what());
     }
@@ -302,7 +280,7 @@ TensorStore TensorStore::Open(const std::string& path) {
       std::string shard_path = (dir / shard).string();
       weight_map.emplace_back(it.key(), shard_path);
       if (seen.insert(shard_path).second) {
-        if (!fs::exists(shard_path, ec))
+        if (!PathPresent(shard_path))
           throw Error(index_path + ": shard '" + shard + "' (holding tensor '" + it.key() + "') does not exist");
         shard_files.push_back(shard_path);
       }

@@ -2,13 +2,13 @@
 #include <zlib.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
 
 #include "tokenizer/pipeline_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pensieve {
 namespace {
@@ -19,55 +19,56 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Reads a file; a name ending in .gz is gunzipped.
+// Reads a file (util/file.h: a regular file of bounded size); a name ending in .gz is gunzipped, to at most
+// kMaxTextFileBytes.
 std::string ReadFileMaybeGz(const std::string& path) {
-  if (EndsWith(path, ".gz")) {
-    gzFile gz = gzopen(path.c_str(), "rb");
-    if (!gz) throw Error("cannot open " + path);
-    std::string out;
-    char buf[1 << 16];
-    int n;
-    while ((n = gzread(gz, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-    int err = 0;
-    const char* msg = gzerror(gz, &err);
-    gzclose(gz);
-    if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw Error("cannot decompress " + path + ": " + msg);
-    return out;
+  if (!EndsWith(path, ".gz")) return ReadRegularFile(path);
+  RegularFile file(path);
+  gzFile gz = gzdopen(file.fd(), "rb");
+  if (!gz) throw Error(path + ": cannot open");
+  file.Release();  // gzclose closes it
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(gz, buf, sizeof(buf))) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxTextFileBytes) {
+      gzclose(gz);
+      throw Error(path + ": decompresses to more than " + std::to_string(kMaxTextFileBytes) + " bytes");
+    }
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  int err = 0;
+  std::string msg = gzerror(gz, &err);
+  gzclose(gz);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw Error(path + ": cannot decompress: " + msg);
+  return out;
 }
 
 bool LooksLikeGguf(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  RegularFile file(path);
   char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
+  return ::pread(file.fd(), magic, 4, 0) == 4 && std::string(magic, 4) == "GGUF";
 }
 
 std::unique_ptr<Tokenizer> LoadJson(const std::string& json_path) {
   fs::path dir = fs::path(json_path).parent_path();
   std::string config;
   fs::path cfg = dir / "tokenizer_config.json";
-  if (fs::exists(cfg)) config = ReadFileMaybeGz(cfg.string());
+  if (PathPresent(cfg.string())) config = ReadFileMaybeGz(cfg.string());
   return tok::MakePipelineTokenizer(tok::PartsFromTokenizerJson(ReadFileMaybeGz(json_path), config, json_path));
 }
 
 }  // namespace
 
 std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
+  if (IsDirectory(path)) {
     for (const char* name : {"tokenizer.json", "tokenizer.json.gz"}) {
       fs::path p = fs::path(path) / name;
-      if (fs::exists(p)) return LoadJson(p.string());
+      if (PathPresent(p.string())) return LoadJson(p.string());
     }
-    throw Error("no tokenizer.json in " + path);
+    throw Error(path + ": no tokenizer.json in the directory");
   }
-  if (!fs::exists(path, ec)) throw Error("no such file or directory: " + path);
+  if (!PathPresent(path)) throw Error(path + ": no such file or directory");
   if (EndsWith(path, ".gguf") || LooksLikeGguf(path)) return tok::LoadGgufTokenizer(path);
   return LoadJson(path);
 }
