@@ -1,5 +1,6 @@
 #include "api/pipeline.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "api/detokenizer.h"
@@ -264,6 +265,10 @@ Generation::Generation(ChatPipeline& pipeline, const ChatRequest& request, const
   logprobs_ = request.logprobs;
   if (request.tool_choice.disable_parallel) max_tool_calls_ = 1;
   if (request.tool_choice.mode == ToolChoice::Mode::kNone || request.tools.empty()) max_tool_calls_ = 0;
+  if (max_tool_calls_ > 0) {
+    for (const auto& t : request.tools) tool_names_.push_back(t.name);
+  }
+  tool_format_ = parser.tools;
   detok_ = std::make_unique<Detokenizer>(pipeline.tokenizer());
   stops_ = std::make_unique<StopMatcher>(request.stop);
   if (!raw_ && pipeline.parsers_) parser_ = pipeline.parsers_(parser);
@@ -308,47 +313,56 @@ void Generation::HandleText(const std::string& text, bool final) {
     switch (oe.kind) {
       case K::kText: if (!in_tool_) push_text(ChatEvent::Kind::kText, oe.text); break;
       case K::kThinking: if (!in_tool_) push_text(ChatEvent::Kind::kThinking, oe.text); break;
-      case K::kToolStart: {
+      case K::kToolStart:
+        if (in_tool_) FinishToolCall();
         in_tool_ = true;
-        drop_tool_ = tool_calls_ >= max_tool_calls_;
-        if (drop_tool_) break;
-        tool_id_ = NewId("toolu_");
-        ChatEvent e;
-        e.kind = ChatEvent::Kind::kToolStart;
-        e.text = oe.text;
-        e.tool_id = tool_id_;
-        e.tool_index = tool_calls_;
-        ready_.push_back(std::move(e));
+        tool_name_ = oe.text;
+        tool_args_.clear();
         break;
-      }
-      case K::kToolArgs: {
-        if (!in_tool_ || drop_tool_) break;
-        ChatEvent e;
-        e.kind = ChatEvent::Kind::kToolArgs;
-        e.text = oe.text;
-        e.tool_id = tool_id_;
-        e.tool_index = tool_calls_;
-        ready_.push_back(std::move(e));
+      case K::kToolArgs:
+        if (in_tool_) tool_args_ += oe.text;
         break;
-      }
-      case K::kToolEnd: {
-        if (!in_tool_) break;
-        in_tool_ = false;
-        if (drop_tool_) break;
-        ChatEvent e;
-        e.kind = ChatEvent::Kind::kToolEnd;
-        e.tool_id = tool_id_;
-        e.tool_index = tool_calls_;
-        ready_.push_back(std::move(e));
-        ++tool_calls_;
-        // A single call was asked for: end the turn here rather than generate calls we would drop.
-        if (tool_calls_ >= max_tool_calls_ && max_tool_calls_ > 0 && !stopped_) {
-          stopped_reason_ = StopReason::kToolUse;
-          StopEarly();
-        }
+      case K::kToolEnd:
+        if (in_tool_) FinishToolCall();
         break;
-      }
     }
+  }
+  if (final && in_tool_) FinishToolCall();
+}
+
+void Generation::FinishToolCall() {
+  in_tool_ = false;
+  const bool declared = std::find(tool_names_.begin(), tool_names_.end(), tool_name_) != tool_names_.end();
+  const Json args = Json::parse(tool_args_, nullptr, false);
+  if (!declared || !args.is_object()) {
+    // Not a call we can report: the model's text, in its own call syntax.
+    std::string text = tool_name_ + " " + tool_args_;
+    if (tool_format_ != chat::ToolFormat::kNone) {
+      chat::ToolCallSyntax syntax = chat::ForcedToolCallSyntax(tool_format_, {tool_name_});
+      text = syntax.openers[0] + " " + tool_args_ + syntax.closer;
+    }
+    ChatEvent e;
+    e.kind = ChatEvent::Kind::kText;
+    e.text = std::move(text);
+    ready_.push_back(std::move(e));
+    return;
+  }
+  if (tool_calls_ >= max_tool_calls_) return;  // beyond the parallel limit (the turn is already ending)
+  const std::string id = NewId("toolu_");
+  for (ChatEvent::Kind kind : {ChatEvent::Kind::kToolStart, ChatEvent::Kind::kToolArgs, ChatEvent::Kind::kToolEnd}) {
+    ChatEvent e;
+    e.kind = kind;
+    if (kind == ChatEvent::Kind::kToolStart) e.text = tool_name_;
+    if (kind == ChatEvent::Kind::kToolArgs) e.text = tool_args_;
+    e.tool_id = id;
+    e.tool_index = tool_calls_;
+    ready_.push_back(std::move(e));
+  }
+  ++tool_calls_;
+  // A single call was asked for: end the turn here rather than generate calls we would drop.
+  if (tool_calls_ >= max_tool_calls_ && !stopped_) {
+    stopped_reason_ = StopReason::kToolUse;
+    StopEarly();
   }
 }
 

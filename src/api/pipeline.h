@@ -3,6 +3,12 @@
 // text (incremental detokenization) -> stop sequences (text level, never emitted) -> output parser (thinking,
 // tool calls) -> ChatEvents.
 //
+// Tool calls are reported whole: a call's start, arguments and end come together once the parser has closed
+// it, because only then can it be checked. A call of a tool the request did not declare (or any call when
+// tool_choice is none), or one whose arguments are not a complete JSON object (a broken object, or cut off by
+// max_tokens), is returned as text in the model's call syntax: never lost, never invalid JSON. Calls beyond
+// the parallel limit are dropped (the turn ends after the first).
+//
 // Threading: Start() submits to the engine; the engine's sink only pushes raw tokens into the generation's
 // queue (never blocks). Detokenizing, stop matching and parsing run on the caller's thread inside Next().
 #include <chrono>
@@ -116,6 +122,7 @@ class Generation {
   void HandleToken(const engine::TokenOut& token);
   void HandleText(const std::string& text, bool final);
   void HandleFinish(const engine::Finish& finish);
+  void FinishToolCall();
   void StopEarly();
 
   ChatPipeline& pipeline_;
@@ -130,9 +137,11 @@ class Generation {
   StopReason stopped_reason_ = StopReason::kEndTurn;
   bool done_ = false;
   int tool_calls_ = 0;
-  bool in_tool_ = false;
-  bool drop_tool_ = false;       // the current tool call is not reported (tool_choice none / parallel)
-  std::string tool_id_;
+  bool in_tool_ = false;         // between the parser's kToolStart and kToolEnd
+  std::string tool_name_;        // the call being read, reported by FinishToolCall()
+  std::string tool_args_;
+  std::vector<std::string> tool_names_;  // tools the request declared and lets the model call
+  chat::ToolFormat tool_format_ = chat::ToolFormat::kNone;
   bool keep_thinking_ = true;
   bool raw_ = false;
   int max_tool_calls_ = 1 << 30;

@@ -179,6 +179,65 @@ TEST(Pipeline, ToolCallsAndParallelLimit) {  // §8.7, §8.8
   EXPECT_EQ(events.back().stop_reason, StopReason::kEndTurn);
 }
 
+// The fake engine and template with the real output parser (Hermes syntax), as the built-in model runs.
+struct RealParserWorld {
+  test::FakeTokenizer tokenizer;
+  test::FakeEngine engine{test::ScriptFor};
+  ChatPipeline pipeline{engine, tokenizer, test::FakeRender,
+                        [](const chat::ParserConfig& c) { return chat::MakeOutputParser(c); },
+                        PipelineConfig{{test::FakeTokenizer::kEos}, chat::ParserConfig{chat::ToolFormat::kHermes, false, false},
+                                       false, {}}};
+};
+
+int ToolStarts(const std::vector<ChatEvent>& events) {
+  int n = 0;
+  for (const auto& e : events) n += e.kind == ChatEvent::Kind::kToolStart;
+  return n;
+}
+
+// Issue 14, defect 10: a call that cannot be reported as one comes back as text, never lost, never invalid JSON.
+TEST(Pipeline, UndeclaredOrBrokenToolCallsAreText) {
+  RealParserWorld w;
+  const Json weather = Json::parse(R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  const std::string rocket = "<tool_call>\n{\"name\": \"launch_rocket\", \"arguments\": {\"when\": \"now\"}}\n</tool_call>";
+  // No tools at all (was: the call vanished, leaving empty content and end_turn).
+  ChatRequest r = User("launch it", 200);
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(ToolStarts(events), 0);
+  EXPECT_EQ(Text(events), "Sure. " + rocket);
+  EXPECT_EQ(events.back().stop_reason, StopReason::kEndTurn);
+  // Tools declared, but not this one.
+  r.tools.push_back({"get_weather", "Weather", weather});
+  events = RunAll(w.pipeline, r);
+  EXPECT_EQ(ToolStarts(events), 0);
+  EXPECT_EQ(Text(events), "Sure. " + rocket);
+  EXPECT_EQ(events.back().stop_reason, StopReason::kEndTurn);
+  // A declared tool whose arguments are not an object.
+  r.messages.back() = ChatMessage::Text(ChatMessage::Role::kUser, "a sloppy call please");
+  events = RunAll(w.pipeline, r);
+  EXPECT_EQ(ToolStarts(events), 0);
+  EXPECT_EQ(Text(events), "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": [\"Paris\"]}\n</tool_call>");
+  // A declared tool cut off by max_tokens inside its arguments (was: arguments that were not closed JSON).
+  const std::string call_head = "Let me check. <tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par";
+  r.messages.back() = ChatMessage::Text(ChatMessage::Role::kUser, "the weather in Paris");
+  r.max_tokens = static_cast<int>(w.tokenizer.Encode(call_head).size());
+  events = RunAll(w.pipeline, r);
+  EXPECT_EQ(ToolStarts(events), 0);
+  EXPECT_EQ(Text(events), "Let me check. <tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par}\n</tool_call>");
+  EXPECT_EQ(events.back().stop_reason, StopReason::kMaxTokens);
+  // The same call complete is a call, reported whole with arguments that parse.
+  r.max_tokens = 1000;
+  r.tool_choice.disable_parallel = true;
+  events = RunAll(w.pipeline, r);
+  ASSERT_EQ(ToolStarts(events), 1);
+  std::string args;
+  for (const auto& e : events) {
+    if (e.kind == ChatEvent::Kind::kToolArgs) args += e.text;
+  }
+  EXPECT_EQ(Json::parse(args), Json::parse(R"({"city": "Paris", "unit": "c"})"));
+  EXPECT_EQ(events.back().stop_reason, StopReason::kToolUse);
+}
+
 TEST(Pipeline, PrefillContinuesAssistantText) {  // §8.13
   FakeWorld w;
   ChatRequest r = User("Complete it");
