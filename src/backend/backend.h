@@ -40,6 +40,8 @@ size_t FloatTypeSize(FloatType t);
 //    at bit offset j*bits of the row's little-endian bit stream (so with bits dividing 32, word j*bits/32,
 //    shift (j*bits)%32). `scales` and `biases` are [rows, cols/group_size] of `type`;
 //    value = scale * q + bias (biases may be null: then value = scale * q).
+//    With `tiled` (set only by a backend's Relayout, never on host weights) the same codes, scales and biases
+//    sit in that backend's own order (the CUDA decode kernels' 16-row tiles: backend/cuda/gemv_tiled.cu).
 // Addresses are in the memory of the backend the matrix is given to (see the file comment).
 struct MatRef {
   enum class Kind : uint8_t { kFloat, kAffine };
@@ -52,6 +54,7 @@ struct MatRef {
   const void* biases = nullptr;
   int bits = 0;
   int group_size = 0;
+  bool tiled = false;
 
   // Bytes of one row of `data` (kAffine: packed words only).
   int64_t RowBytes() const;
@@ -216,6 +219,10 @@ class Backend {
   virtual std::unique_ptr<Buffer> Allocate(int64_t bytes, const std::string& what) = 0;
   // Host -> backend memory; complete before any later op reads `dst`.
   virtual void Upload(void* dst, const void* src, int64_t bytes) = 0;
+  // A matrix already uploaded may be rewritten in place into the order this backend's kernels read fastest
+  // (same bytes, same addresses; `m.tiled` then says so). Called once per distinct matrix; the default keeps
+  // the stored order.
+  virtual void Relayout(MatRef& m) { (void)m; }
   // Backend -> host memory, after every op issued so far; complete on return.
   virtual void Download(void* dst, const void* src, int64_t bytes) = 0;
   // The KV element type this backend uses for a preferred one (f32 or bf16; the host backends keep f32).

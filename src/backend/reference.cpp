@@ -26,6 +26,7 @@ int64_t MatRef::TotalBytes() const {
 }
 
 MatRef MatRef::RowSlice(int64_t begin, int64_t count) const {
+  if (tiled && begin % 16 != 0) throw Error("weight view does not start at a 16-row tile of its relaid matrix");
   MatRef s = *this;
   s.rows = count;
   s.data = static_cast<const uint8_t*>(data) + begin * RowBytes();

@@ -48,6 +48,7 @@ class Weights {
       const int64_t groups = rows * cols / 64;
       m.scales = Halves(groups, 0.002f);
       m.biases = Halves(groups, 0.01f);
+      be_.Relayout(m);  // as a model's weights are at load
     } else {
       m.type = dtype_ == "f32" ? backend::FloatType::kF32 : backend::FloatType::kBF16;
       m.data = m.type == backend::FloatType::kF32 ? static_cast<const void*>(Floats(rows * cols, 0.02f).data)

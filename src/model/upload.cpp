@@ -1,6 +1,8 @@
 #include "model/upload.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "util/error.h"
@@ -101,6 +103,21 @@ BackendWeights UploadWeights(ModelWeights& host, backend::Backend& backend) {
         m.biases = map.Translate(m.biases, base);
       },
       [&](backend::Tensor& v) { v.data = const_cast<float*>(static_cast<const float*>(map.Translate(v.data, base))); });
+  // Each distinct matrix once (a tied embedding is also the lm_head): the backend may reorder its bytes.
+  std::map<std::pair<const void*, int64_t>, backend::MatRef> relaid;
+  w.ForEach(
+      [&](backend::MatRef& m) {
+        if (!m.data) return;
+        const auto key = std::make_pair(m.data, m.rows);
+        auto it = relaid.find(key);
+        if (it == relaid.end()) {
+          backend.Relayout(m);
+          relaid.emplace(key, m);
+        } else {
+          m = it->second;
+        }
+      },
+      [](backend::Tensor&) {});
   return out;
 }
 

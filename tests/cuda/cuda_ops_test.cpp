@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/kernels.h"
 #include "backend/host_kv.h"
 #include "backend/reference.h"
 #include "formats/dtype.h"
@@ -186,7 +187,7 @@ TEST_F(CudaOpsTest, MatMulMatchesReferenceForEveryFormatAndRowCount) {
 }
 
 TEST_F(CudaOpsTest, SeveralOutputsAndTheGatedMlpInOneLaunch) {
-  const int64_t K = 512;
+  const int64_t K = 1536;  // the gated MLP's warps: three batches of two tiles each
   HostMat q = AffineMat(rng_, 64, K, 4, 64, FloatType::kBF16, true), k = AffineMat(rng_, 16, K, 4, 64, FloatType::kBF16, true),
           v = AffineMat(rng_, 20, K, 4, 64, FloatType::kBF16, true);
   HostMat g = FloatMat(rng_, 96, K, FloatType::kBF16), u = FloatMat(rng_, 96, K, FloatType::kBF16);
@@ -220,6 +221,108 @@ TEST_F(CudaOpsTest, SeveralOutputsAndTheGatedMlpInOneLaunch) {
         ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "act " << int(act) << " i " << i;
     }
   }
+}
+
+// 4-bit weights relaid into the tensor-core kernel's tiles: every group size and scale type, with and without
+// biases, one launch for several outputs and for the gated MLP, every row count (the tiled kernel for up to 16
+// rows, cuBLAS on dequantized tiles beyond), and an embedding read from a tiled table.
+TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
+  struct Case {
+    HostMat h;
+    std::string name;
+  };
+  std::vector<Case> cases;
+  for (int gs : {32, 64, 128})
+    for (FloatType t : {FloatType::kBF16, FloatType::kF16})
+      for (bool bias : {true, false})
+        cases.push_back({AffineMat(rng_, 48, 384, 4, gs, t, bias),
+                         "g" + std::to_string(gs) + " type " + std::to_string(int(t)) + " biases " + std::to_string(bias)});
+  cases.push_back({AffineMat(rng_, 32, 4096, 4, 64, FloatType::kBF16, true), "K 4096"});
+  cases.push_back({AffineMat(rng_, 16, 1536, 4, 128, FloatType::kBF16, true), "K 1536 (a batch and a tail per warp)"});
+  cases.push_back({AffineMat(rng_, 16, 64, 4, 32, FloatType::kBF16, true), "one tile"});
+  for (const Case& c : cases) {
+    MatRef dw = DevMat(c.h.m);
+    ASSERT_TRUE(cuda::CanTile(dw)) << c.name;
+    be_->Relayout(dw);
+    ASSERT_TRUE(dw.tiled) << c.name;
+    for (int64_t T : {1, 2, 3, 4, 5, 8, 9, 16, 17}) {
+      SCOPED_TRACE(c.name + " T " + std::to_string(T));
+      const int64_t N = c.h.m.rows, K = c.h.m.cols;
+      auto x = Random(T * K), bias = Random(N), y0 = Random(T * N);
+      std::vector<float> want(T * N);
+      ref::MatMul(x.data(), T, c.h.m, bias.data(), want.data());
+      const Tensor dx = DevTensor(x, T, K), db = DevTensor(bias, 1, N), dy = DevTensor(y0, T, N);
+      be_->MatMul(dx, dw, db, dy, false);
+      ExpectMatMul(Host(dy), want, x, c.h.m, T, "set");
+      const Tensor da = DevTensor(y0, T, N);
+      be_->MatMul(dx, dw, db, da, true);
+      std::vector<float> want_acc(T * N);
+      for (int64_t i = 0; i < T * N; ++i) want_acc[i] = want[i] + y0[i];
+      ExpectMatMul(Host(da), want_acc, x, c.h.m, T, "accumulate");
+    }
+  }
+
+  const int64_t K = 1536;  // the gated MLP's warps: three batches of two tiles each
+  HostMat q = AffineMat(rng_, 64, K, 4, 64, FloatType::kBF16, true), k = AffineMat(rng_, 16, K, 4, 64, FloatType::kBF16, true),
+          v = AffineMat(rng_, 32, K, 4, 64, FloatType::kBF16, true), g = AffineMat(rng_, 96, K, 4, 64, FloatType::kBF16, true),
+          u = AffineMat(rng_, 96, K, 4, 64, FloatType::kBF16, true);
+  MatRef dq = DevMat(q.m), dk = DevMat(k.m), dv = DevMat(v.m), dg = DevMat(g.m), du = DevMat(u.m);
+  for (MatRef* m : {&dq, &dk, &dv, &dg, &du}) be_->Relayout(*m);
+  for (int64_t T : {1, 4, 7, 12}) {
+    SCOPED_TRACE("several outputs, T " + std::to_string(T));
+    auto x = Random(T * K), bq = Random(64);
+    const Tensor dx = DevTensor(x, T, K);
+    std::vector<float> wq(T * 64), wk(T * 16), wv(T * 32);
+    ref::MatMul(x.data(), T, q.m, bq.data(), wq.data());
+    ref::MatMul(x.data(), T, k.m, nullptr, wk.data());
+    ref::MatMul(x.data(), T, v.m, nullptr, wv.data());
+    const Tensor yq = DevTensor(std::vector<float>(T * 64), T, 64), yk = DevTensor(std::vector<float>(T * 16), T, 16),
+                 yv = DevTensor(std::vector<float>(T * 32), T, 32);
+    const MatMulOut outs[3] = {{dq, DevTensor(bq, 1, 64), yq}, {dk, {}, yk}, {dv, {}, yv}};
+    be_->MatMulMulti(dx, outs);
+    ExpectMatMul(Host(yq), wq, x, q.m, T, "q");
+    ExpectMatMul(Host(yk), wk, x, k.m, T, "k");
+    ExpectMatMul(Host(yv), wv, x, v.m, T, "v");
+    auto bg = Random(96), bu = Random(96);
+    std::vector<float> a(T * 96), b(T * 96), want(T * 96);
+    ref::MatMul(x.data(), T, g.m, bg.data(), a.data());
+    ref::MatMul(x.data(), T, u.m, bu.data(), b.data());
+    ref::SiluMul(a.data(), b.data(), T * 96, want.data());
+    const Tensor out = DevTensor(std::vector<float>(T * 96), T, 96);
+    be_->MatMulGlu(dx, dg, DevTensor(bg, 1, 96), du, DevTensor(bu, 1, 96), GluActivation::kSilu, out);
+    // The gate and up sums carry the matmul tolerance (2e-6 of their sums of |terms|); silu's slope is below 1.1.
+    const auto got = Host(out);
+    std::vector<float> gr(K), ur(K);
+    for (int64_t n = 0; n < 96; ++n) {
+      ref::DequantizeRow(g.m, n, gr.data());
+      ref::DequantizeRow(u.m, n, ur.data());
+      for (int64_t t = 0; t < T; ++t) {
+        double sg = 0, su = 0;
+        for (int64_t c = 0; c < K; ++c) {
+          sg += std::fabs(double{x[t * K + c]} * gr[c]);
+          su += std::fabs(double{x[t * K + c]} * ur[c]);
+        }
+        const double gv = a[t * 96 + n], uv = b[t * 96 + n];
+        const double tol = 2e-6 * (1.1 * sg * std::fabs(uv) + su * std::fabs(gv)) + 1e-5;
+        ASSERT_NEAR(got[t * 96 + n], want[t * 96 + n], tol) << "glu n " << n << " t " << t;
+      }
+    }
+  }
+
+  const std::vector<int32_t> tokens = {3, 0, 99, 3, 255};
+  std::vector<int32_t> pos = {0, 1, 2, 3, 4}, items = {0, 0, 0, 0, 0};
+  StepPlan plan;
+  plan.tokens = tokens, plan.pos = pos, plan.row_item = items;
+  HostMat table = AffineMat(rng_, 256, 128, 4, 32, FloatType::kF16, true);
+  MatRef dt = DevMat(table.m);
+  be_->Relayout(dt);
+  Step(plan);
+  const Tensor out = DevTensor(std::vector<float>(5 * 128), 5, 128);
+  be_->Embed(dt, out);
+  std::vector<float> want(5 * 128);
+  ref::Embed(table.m, tokens, want.data());
+  const auto got = Host(out);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "embedding " << i;
 }
 
 TEST_F(CudaOpsTest, RmsNormAndEmbedMatchReference) {

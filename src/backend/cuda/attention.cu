@@ -20,7 +20,7 @@ constexpr int kPairs = 16;       // (row, head) pairs per tile
 constexpr int kKeys = 32;        // keys per shared-memory tile
 constexpr int kWarps = 4;
 constexpr int kDims = kMaxHeadDim / 32;  // output dims per lane
-constexpr int kKeysPerSplit = 64;        // fewest keys a split of the key range takes
+constexpr int kKeysPerSplit = 16;        // fewest keys a split of the key range takes (decode: many short splits)
 
 __device__ __forceinline__ int64_t KvOffset(const KvView& kv, int layer, int64_t block, int which, int head) {
   return (((static_cast<int64_t>(layer) * kv.blocks + block) * 2 + which) * kv.kv_heads + head) *

@@ -22,6 +22,16 @@ __device__ __forceinline__ float LoadAs(FloatType type, const void* base, int64_
 // W[r, c] as f32 for any MatRef (the generic path: one element at a time, bit streams of any width).
 __device__ __forceinline__ float WeightAt(const MatRef& w, int64_t r, int64_t c) {
   if (w.kind == MatRef::Kind::kFloat) return LoadAs(w.type, w.data, r * w.cols + c);
+  if (w.tiled) {  // 4-bit in 16 x 64 tiles (gemv_tiled.cu): lane g*4 + t, word per 16 columns, nibble p
+    const int64_t rr = r & 15, cc = c & 63, kk = cc & 15, groups = w.cols / w.group_size, g = rr & 7;
+    const int64_t lane = g * 4 + ((kk & 7) >> 1), nib = (rr >> 3) + 2 * (kk >> 3) + 4 * (kk & 1);
+    const uint32_t word = static_cast<const uint32_t*>(w.data)[(((r >> 4) * (w.cols / 64) + (c >> 6)) * 32 + lane) * 4 + (cc >> 4)];
+    const uint32_t q = (word >> (4 * nib)) & 15u;
+    const int64_t at = (((r >> 4) * groups + c / w.group_size) * 8 + g) * 2 + (rr >> 3);  // 16-bit units
+    const float scale = LoadAs(w.type, w.scales, at);
+    const float bias = w.biases ? LoadAs(w.type, w.biases, at) : 0.0f;
+    return __fadd_rn(__fmul_rn(scale, static_cast<float>(q)), bias);
+  }
   const uint32_t* words = static_cast<const uint32_t*>(w.data) + r * (w.cols * w.bits / 32);
   const int64_t bit = c * w.bits;
   uint64_t pair = words[bit / 32];

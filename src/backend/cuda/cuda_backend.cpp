@@ -105,7 +105,7 @@ class CudaKv final : public KvStorage {
 bool SameFormat(const MatRef& a, const MatRef& b) {
   return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
          (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size)) &&
-         GemvFast(a) == GemvFast(b);
+         GemvFast(a) == GemvFast(b) && a.tiled == b.tiled;
 }
 
 constexpr int64_t kDequantBytes = int64_t{64} << 20;  // f32 rows of one weight for the many-row path
@@ -129,6 +129,9 @@ class CudaBackend final : public Backend {
     // PENSIEVE_CUDA_GRAPHS=0 runs every step unrecorded (for narrowing down a problem; slower).
     const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
     graphs_enabled_ = !(graphs && std::string(graphs) == "0");
+    // PENSIEVE_CUDA_TILED=0 keeps 4-bit weights in their stored order (the SIMT decode kernel reads them).
+    const char* tiled = std::getenv("PENSIEVE_CUDA_TILED");
+    tiling_enabled_ = !(tiled && std::string(tiled) == "0");
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
@@ -202,6 +205,12 @@ class CudaBackend final : public Backend {
     }
   }
 
+  void Relayout(MatRef& m) override {
+    if (!tiling_enabled_ || !CanTile(m)) return;
+    LaunchRelayout(m, stream_);
+    Check(cudaStreamSynchronize(stream_), "relayout");
+  }
+
   void Download(void* dst, const void* src, int64_t bytes) override {
     Check(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, stream_), "download");
     Check(cudaStreamSynchronize(stream_), "step");
@@ -253,6 +262,7 @@ class CudaBackend final : public Backend {
     if (s.max_rows > 8) bytes += 2 * Align(s.max_rows * s.max_cols * 4);  // their gate/up halves
     bytes += Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);  // attention splits
     bytes += Align(GreedyScratchBytes(l.samples));                     // greedy sampling
+    bytes += Align(TiledScratchBytes(s.max_cols));                     // tiled decode matmuls
     return bytes;
   }
 
@@ -269,8 +279,9 @@ class CudaBackend final : public Backend {
     const int64_t split_bytes = Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);
     const int64_t step_bytes = Align(layout_.Bytes());
     const int64_t greedy_bytes = Align(GreedyScratchBytes(layout_.samples));
+    const int64_t tiled_bytes = Align(TiledScratchBytes(s.max_cols));
     const int64_t total = step_bytes + sample_bytes + result_bytes + kDequantBytes + kCublasWorkspace + glu_bytes +
-                          split_bytes + greedy_bytes;
+                          split_bytes + greedy_bytes + tiled_bytes;
     ClearGraphs();
     workspace_.reset();
     workspace_ = Allocate(total, "workspace");
@@ -287,6 +298,8 @@ class CudaBackend final : public Backend {
     partial_ = reinterpret_cast<float*>(p);
     p += split_bytes;
     greedy_scratch_ = p;
+    p += greedy_bytes;
+    gemv_scratch_ = {p, tiled_bytes};
     Check(cudaMemsetAsync(greedy_scratch_, 0, static_cast<size_t>(greedy_bytes), stream_), "greedy scratch");
     for (auto& h : step_host_) h.Resize(layout_.Bytes());
     results_host_.Resize(result_bytes);
@@ -553,7 +566,7 @@ class CudaBackend final : public Backend {
           if (o[i].y) o[i].y += t0 * outs[i].w.rows;
         }
         LaunchGemv(x.data + t0 * x.cols, n, std::span<const GemvOut>(o, outs.size()), accumulate, glu,
-                   glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, stream_);
+                   glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, gemv_scratch_, stream_);
       }
       Post("gemv");
       return;
@@ -658,12 +671,14 @@ class CudaBackend final : public Backend {
   float* glu_up_ = nullptr;
   float* partial_ = nullptr;
   void* greedy_scratch_ = nullptr;
+  GemvScratch gemv_scratch_;
   bool simple_greedy_ = false;  // every sample of the step is plain greedy (the fast kernel)
 
   int64_t T_ = 0, tiles_ = 0, logit_rows_ = 0, samples_ = 0;
   std::map<uint64_t, cudaGraphExec_t> graphs_;
   std::map<uint64_t, bool> uncapturable_;
   bool graphs_enabled_ = true;
+  bool tiling_enabled_ = true;
 };
 
 }  // namespace

@@ -360,6 +360,7 @@ bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 }  // namespace
 
 bool GemvFast(const MatRef& w) {
+  if (w.tiled) return true;
   if (!Aligned16(w.data)) return false;
   if (w.kind == MatRef::Kind::kFloat) {
     const int e = w.type == FloatType::kF32 ? 4 : 8;
@@ -371,9 +372,10 @@ bool GemvFast(const MatRef& w) {
 }
 
 void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                cudaStream_t stream) {
+                GemvScratch scratch, cudaStream_t stream) {
   if (!(T >= 1 && T <= kMaxGemvRows && !outs.empty() && outs.size() <= kMaxGemvOuts))
     throw Error("cuda gemv: bad launch shape");
+  if (outs[0].w.tiled) return LaunchGemvTiled(x, T, outs, accumulate, glu, glu_out, scratch.data, scratch.bytes, stream);
   Params p{};
   p.x = x;
   p.T = T;

@@ -45,11 +45,25 @@ constexpr int kMaxGemvOuts = 4;
 constexpr int kMaxGemvRows = 8;  // T of one GEMV launch
 // Whether the fast decode kernels read this weight (else the generic one does).
 bool GemvFast(const MatRef& w);
+// 4-bit weights the tensor-core decode kernel reads once relaid (gemv_tiled.cu): rows a multiple of 16,
+// columns of 64, groups of 32, 64 or 128, 16-bit scales, aligned arrays, and not tiled yet.
+bool CanTile(const MatRef& w);
+// Rewrites w in place into the tiled order and sets w.tiled (enqueued on `stream`).
+void LaunchRelayout(MatRef& w, cudaStream_t stream);
+// Device scratch the tiled kernel needs for inputs up to max_cols wide (its B fragments and group sums).
+int64_t TiledScratchBytes(int64_t max_cols);
+struct GemvScratch {
+  void* data = nullptr;
+  int64_t bytes = 0;
+};
 // y_i = x W_i^T (+ b_i) (or += when accumulate) for up to kMaxGemvOuts matrices of one format and width, T <=
 // kMaxGemvRows rows of x. With glu != kNone: outs[0] is the gate, outs[1] the up projection (same shape), and
 // glu_out = act(gate) * up; their y are ignored.
+// Tiled weights (all outs tiled alike) use `scratch`.
 void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                cudaStream_t stream);
+                GemvScratch scratch, cudaStream_t stream);
+void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
+                     void* scratch, int64_t scratch_bytes, cudaStream_t stream);
 // out[r - row0, :] = W[r, :] as f32 for r in [row0, row0 + rows).
 void LaunchDequant(const MatRef& w, int64_t row0, int64_t rows, float* out, cudaStream_t stream);
 void LaunchBiasAdd(float* y, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream);

@@ -1,0 +1,416 @@
+// Decode matmuls for MLX 4-bit weights on tensor cores: y = x W^T for T <= 8 rows of x.
+//
+// At load a 4-bit matrix is rewritten in place (RelayoutKernel) into tiles of 16 rows x 64 columns, 512 bytes
+// each, in which lane l of a warp finds in its 16 bytes exactly the A operands of four m16n8k16 MMAs (one
+// 32-bit word per MMA), and each row tile's tiles follow one another along the columns. A code q becomes the
+// bf16 number 128 + q by OR-ing its nibble under the exponent of 128 (exact: bf16 has 7 mantissa bits), so an
+// operand register costs one logic op (and a shift). Scales and biases are rewritten per (row tile, group) as
+// eight words, word g holding rows g and g + 8: what lane g*4 + t needs for its accumulator rows.
+//
+// The activations go in as B: each row of x split into two bf16 numbers, hi = bf16(x) and lo = bf16(x - hi)
+// (16 significant bits), in columns 2t and 2t + 1 of the MMA's n = 8 (rows 4..7 of x: a second MMA). Tensor
+// cores multiply exactly and add in f32, so per group of the affine quantization
+//   sum_j (s q_j + b) x_j = s M + (b - 128 s) X,  M = sum_j (128 + q_j)(hi_j + lo_j),  X = sum_j (hi_j + lo_j),
+// with X precomputed per group by PrepareXKernel (which also lays hi and lo out in B fragment order).
+// Weights stream once from memory, 16 bytes per lane per tile, two batches of tiles in flight per warp; a
+// block's four warps split one row tile's columns and add their parts through shared memory.
+// Measured on the H200 (bench/RESULTS_cuda.md): 24-60 % of the copy bandwidth per matmul at batch 1; what
+// holds it back is latency (about 16 warps per multiprocessor at 100-128 registers) and the extra launch of
+// PrepareXKernel, not the tensor cores.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+#include "util/error.h"
+
+namespace pensieve::backend::cuda {
+namespace {
+
+constexpr int kTileRows = 16, kTileCols = 64;
+constexpr int kWarps = 4;  // warps of a block: they split one row tile's columns
+
+struct TiledOut {
+  const uint4* data;
+  const uint32_t* scales;
+  const uint32_t* biases;
+  const float* bias;
+  float* y;
+  int64_t rows;
+};
+
+struct TiledParams {
+  const uint2* xb;    // [K/32][ncol][4 lanes][2 MMA steps] B fragments (PrepareXKernel)
+  const float* xsum;  // [T][groups]
+  int T, ncol;
+  int ktiles, groups, group_size;
+  int kchunk;  // tiles per warp (a multiple of the tiles per group)
+  int n_outs;
+  int64_t total;  // row tiles of all outputs (GLU: of the gate)
+  int64_t tile_start[kMaxGemvOuts + 1];
+  TiledOut outs[kMaxGemvOuts];
+  bool accumulate;
+  Glu glu;
+  float* glu_out;
+  bool f16;  // scales/biases f16 (else bf16)
+};
+
+__device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint2 b) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
+// The four A registers of one MMA from its 32-bit word: nibble p (p = 0..3) and p + 4 as 128 + q in bf16.
+__device__ __forceinline__ void Operands(uint32_t word, uint32_t (&a)[4]) {
+  a[0] = (word & 0x000F000Fu) | 0x43004300u;
+  a[1] = ((word >> 4) & 0x000F000Fu) | 0x43004300u;
+  a[2] = ((word >> 8) & 0x000F000Fu) | 0x43004300u;
+  a[3] = ((word >> 12) & 0x000F000Fu) | 0x43004300u;
+}
+
+__device__ __forceinline__ float Half16(uint32_t bits, bool f16) {  // f16 is a compile-time constant
+  return f16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits))) : __uint_as_float(bits << 16);
+}
+
+__device__ __forceinline__ float Act(Glu g, float v) {
+  if (g == Glu::kSilu) return v / (1.0f + expf(-v));
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * v * (1.0f + tanhf(kC * (v + 0.044715f * v * v * v)));
+}
+
+// NT: MMAs per A fragment (x rows 0..3, 4..7); NM: matrices per block (2: the gate and up rows of a GLU);
+// GS: group size; F16: f16 scales and biases (else bf16). All compile-time: the loop's address arithmetic and
+// group bookkeeping are then shifts and constants.
+template <int NT, int NM, int GS, bool F16>
+__global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
+  constexpr int U = 4 / NM;         // tiles per batch and matrix (two batches in flight)
+  constexpr int MPG = GS / 16;      // MMAs per group
+  constexpr int kB = 32 * NT;       // 16-byte B fragment pairs per two MMA steps (ncol * 4)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t unit = blockIdx.x;
+
+  int m0 = 0;
+  if (NM == 1) m0 = (p.n_outs > 1 && unit >= p.tile_start[1]) + (p.n_outs > 2 && unit >= p.tile_start[2]) +
+                    (p.n_outs > 3 && unit >= p.tile_start[3]);
+  const uint4* wd[NM];
+  const uint32_t* sc[NM];
+  const uint32_t* bi[NM];
+#pragma unroll
+  for (int i = 0; i < NM; ++i) {
+    const int m = NM == 1 ? m0 : i;
+    const TiledOut& o = m == 0 ? p.outs[0] : m == 1 ? p.outs[1] : m == 2 ? p.outs[2] : p.outs[3];
+    const int64_t first = m == 0 ? 0 : m == 1 ? p.tile_start[1] : m == 2 ? p.tile_start[2] : p.tile_start[3];
+    const int64_t lt = unit - (NM == 1 ? first : 0);
+    wd[i] = o.data + lt * p.ktiles * 32 + lane;
+    sc[i] = o.scales + lt * p.groups * 8 + g;
+    bi[i] = o.biases ? o.biases + lt * p.groups * 8 + g : nullptr;
+  }
+  // This lane's B fragments (columns of x rows that exist; others stay zero) and group sums.
+  const uint4* xb = reinterpret_cast<const uint4*>(p.xb) + g * 4 + t;
+  bool col_live[NT];
+  const float* xs[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    col_live[nt] = (8 * nt + g) / 2 < p.T;
+    xs[nt] = 4 * nt + t < p.T ? p.xsum + (4 * nt + t) * p.groups : nullptr;
+  }
+
+  float acc[NM][NT][2];
+  float c[NM][NT][4];
+#pragma unroll
+  for (int i = 0; i < NM; ++i)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      acc[i][nt][0] = acc[i][nt][1] = 0.0f;
+      c[i][nt][0] = c[i][nt][1] = c[i][nt][2] = c[i][nt][3] = 0.0f;
+    }
+
+  // One tile (four MMAs per matrix and x-row quartet); a group's sums are scaled in when it ends.
+  uint4 bpair[NT];
+  const auto tile = [&](const uint4 (&w)[NM], int kt) {
+#pragma unroll
+    for (int mm = 0; mm < 4; ++mm) {
+      const int j16 = kt * 4 + mm;
+      if (mm % 2 == 0) {  // the B fragments of two MMAs in one 16-byte load
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+          bpair[nt] = col_live[nt] ? __ldg(xb + (j16 / 2) * kB + nt * 32) : make_uint4(0, 0, 0, 0);
+      }
+      uint2 b[NT];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) b[nt] = mm % 2 == 0 ? make_uint2(bpair[nt].x, bpair[nt].y) : make_uint2(bpair[nt].z, bpair[nt].w);
+#pragma unroll
+      for (int i = 0; i < NM; ++i) {
+        const uint32_t word = mm == 0 ? w[i].x : mm == 1 ? w[i].y : mm == 2 ? w[i].z : w[i].w;
+        uint32_t a[4];
+        Operands(word, a);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) Mma(c[i][nt], a, b[nt]);
+      }
+      if ((mm + 1) % (MPG < 4 ? MPG : 4) == 0 && (MPG <= 4 || (kt & 1))) {
+        const int grp = j16 / MPG;
+        float xg[NT];
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) xg[nt] = xs[nt] ? __ldg(xs[nt] + grp) : 0.0f;
+#pragma unroll
+        for (int i = 0; i < NM; ++i) {
+          const uint32_t s2 = __ldg(sc[i] + grp * 8), b2 = bi[i] ? __ldg(bi[i] + grp * 8) : 0u;
+          const float s_lo = Half16(s2 & 0xFFFFu, F16), s_hi = Half16(s2 >> 16, F16);
+          const float o_lo = Half16(b2 & 0xFFFFu, F16) - 128.0f * s_lo;
+          const float o_hi = Half16(b2 >> 16, F16) - 128.0f * s_hi;
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            acc[i][nt][0] += s_lo * (c[i][nt][0] + c[i][nt][1]) + o_lo * xg[nt];
+            acc[i][nt][1] += s_hi * (c[i][nt][2] + c[i][nt][3]) + o_hi * xg[nt];
+            c[i][nt][0] = c[i][nt][1] = c[i][nt][2] = c[i][nt][3] = 0.0f;
+          }
+        }
+      }
+    }
+  };
+
+  // Whole batches of U tiles with the next batch in flight, then the remaining tiles one by one.
+  const int kt0 = warp * p.kchunk, kt1 = min(p.ktiles, kt0 + p.kchunk);
+  const int full_end = kt0 + max(0, kt1 - kt0) / U * U;
+  uint4 w[U][NM], next[U][NM];
+  const auto load = [&](uint4 (&dst)[U][NM], int at) {
+#pragma unroll
+    for (int j = 0; j < U; ++j)
+#pragma unroll
+      for (int i = 0; i < NM; ++i) dst[j][i] = __ldg(wd[i] + (at + j) * 32);
+  };
+  if (kt0 < full_end) load(w, kt0);
+  for (int kt = kt0; kt < full_end; kt += 2 * U) {  // ping-pong between the two batches (no register copies)
+    if (kt + U < full_end) load(next, kt + U);
+#pragma unroll
+    for (int j = 0; j < U; ++j) tile(w[j], kt + j);
+    if (kt + U >= full_end) break;
+    if (kt + 2 * U < full_end) load(w, kt + 2 * U);
+#pragma unroll
+    for (int j = 0; j < U; ++j) tile(next[j], kt + U + j);
+  }
+  for (int kt = full_end; kt < kt1; ++kt) {
+    uint4 one[NM];
+#pragma unroll
+    for (int i = 0; i < NM; ++i) one[i] = __ldg(wd[i] + kt * 32);
+    tile(one, kt);
+  }
+  // The warps' parts: [warp][matrix][row of the tile][x row].
+  __shared__ float part[kWarps][NM][kTileRows][8];
+#pragma unroll
+  for (int i = 0; i < NM; ++i)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      part[warp][i][g][4 * nt + t] = acc[i][nt][0];
+      part[warp][i][g + 8][4 * nt + t] = acc[i][nt][1];
+    }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTileRows * p.T; e += blockDim.x) {
+    const int r = e % kTileRows, tok = e / kTileRows;
+    float v[NM];
+#pragma unroll
+    for (int i = 0; i < NM; ++i) v[i] = (part[0][i][r][tok] + part[1][i][r][tok]) + (part[2][i][r][tok] + part[3][i][r][tok]);
+    if constexpr (NM == 2) {
+      const int64_t n = unit * kTileRows + r;
+      const TiledOut& gate = p.outs[0];
+      const TiledOut& up = p.outs[1];
+      const float gv = v[0] + (gate.bias ? gate.bias[n] : 0.0f);
+      const float uv = v[1] + (up.bias ? up.bias[n] : 0.0f);
+      p.glu_out[tok * gate.rows + n] = Act(p.glu, gv) * uv;
+    } else {
+      const TiledOut& o = m0 == 0 ? p.outs[0] : m0 == 1 ? p.outs[1] : m0 == 2 ? p.outs[2] : p.outs[3];
+      const int64_t first = m0 == 0 ? 0 : m0 == 1 ? p.tile_start[1] : m0 == 2 ? p.tile_start[2] : p.tile_start[3];
+      const int64_t n = (unit - first) * kTileRows + r;
+      const float val = v[0] + (o.bias ? o.bias[n] : 0.0f);
+      float* y = o.y + tok * o.rows + n;
+      *y = p.accumulate ? *y + val : val;
+    }
+  }
+}
+
+// B fragments of x (hi and lo halves per row, zero columns beyond T) and the group sums X.
+__global__ void PrepareXKernel(const float* x, int T, int64_t K, int ncol, int group_size, uint2* xb, float* xsum) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (blockIdx.y == 0) {
+    // Entry i: ((j16 / 2) * ncol + col) * 4 + t, then j16 % 2: two MMA steps' fragments of a lane side by side.
+    const int64_t n = K / 16 * ncol * 4;
+    for (int64_t i = first; i < n; i += stride) {
+      const int par = static_cast<int>(i & 1), t = static_cast<int>((i >> 1) & 3);
+      const int col = static_cast<int>((i >> 3) % ncol);
+      const int64_t j16 = (i >> 3) / ncol * 2 + par;
+      const int tok = col >> 1;
+      if (tok >= T) {
+        xb[i] = make_uint2(0, 0);
+        continue;
+      }
+      const float* xr = x + tok * K + j16 * 16 + 2 * t;
+      const float v[4] = {xr[0], xr[1], xr[8], xr[9]};
+      uint16_t h[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const __nv_bfloat16 hi = __float2bfloat16_rn(v[e]);
+        const __nv_bfloat16 piece = (col & 1) ? __float2bfloat16_rn(v[e] - __bfloat162float(hi)) : hi;
+        h[e] = __bfloat16_as_ushort(piece);
+      }
+      xb[i] = make_uint2(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16));
+    }
+  } else {  // a warp per (x row, group)
+    const int lane = threadIdx.x & 31;
+    const int64_t groups = K / group_size;
+    for (int64_t wi = first >> 5; wi < T * groups; wi += stride >> 5) {
+      const float* xr = x + (wi / groups) * K + (wi % groups) * group_size;
+      float s = 0.0f;
+      for (int k = lane; k < group_size; k += 32) {
+        const float hi = __bfloat162float(__float2bfloat16_rn(xr[k]));
+        s += hi + __bfloat162float(__float2bfloat16_rn(xr[k] - hi));
+      }
+      s = WarpSum(s);
+      if (lane == 0) xsum[wi] = s;
+    }
+  }
+}
+
+// One row tile per block, in place: its 16 rows of codes (then of scales, then of biases) into shared memory,
+// then back in tile order.
+__global__ void RelayoutKernel(uint8_t* data, int64_t cols, uint16_t* scales, uint16_t* biases, int groups) {
+  extern __shared__ uint4 smem4[];
+  auto* sm = reinterpret_cast<uint8_t*>(smem4);
+  const int64_t row_bytes = cols / 2;
+  uint8_t* base = data + blockIdx.x * kTileRows * row_bytes;
+  const int64_t n16 = kTileRows * row_bytes / 16;
+  for (int64_t i = threadIdx.x; i < n16; i += blockDim.x) smem4[i] = reinterpret_cast<const uint4*>(base)[i];
+  __syncthreads();
+  const int64_t words = cols / kTileCols * 32 * 4;
+  for (int64_t wi = threadIdx.x; wi < words; wi += blockDim.x) {
+    const int mm = static_cast<int>(wi & 3), lane = static_cast<int>((wi >> 2) & 31);
+    const int64_t kb = wi >> 7;
+    const int g = lane >> 2, t = lane & 3;
+    uint32_t out = 0;
+    for (int nib = 0; nib < 8; ++nib) {
+      const int row = g + 8 * (nib & 1);
+      const int64_t col = kb * kTileCols + 16 * mm + 2 * t + 8 * ((nib >> 1) & 1) + (nib >> 2);
+      const uint32_t q = (sm[row * row_bytes + col / 2] >> (4 * (col & 1))) & 15u;
+      out |= q << (4 * nib);
+    }
+    reinterpret_cast<uint32_t*>(base)[wi] = out;
+  }
+  for (uint16_t* arr : {scales, biases}) {
+    if (!arr) continue;
+    __syncthreads();
+    uint16_t* gb = arr + blockIdx.x * kTileRows * static_cast<int64_t>(groups);
+    auto* s16 = reinterpret_cast<uint16_t*>(smem4);
+    for (int i = threadIdx.x; i < kTileRows * groups; i += blockDim.x) s16[i] = gb[i];
+    __syncthreads();
+    for (int i = threadIdx.x; i < groups * 8; i += blockDim.x) {
+      const int grp = i / 8, g = i % 8;
+      gb[2 * i] = s16[g * groups + grp];
+      gb[2 * i + 1] = s16[(g + 8) * groups + grp];
+    }
+  }
+}
+
+constexpr int64_t kMaxRelayoutSmem = 227 * 1024;
+
+// The kernel instance for the launch's x rows, matrices, group size and scale type.
+template <int GS, bool F16>
+void LaunchTypedTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>(p.total);
+  constexpr unsigned kThreads = kWarps * 32;
+  if (glu) {
+    nt == 1 ? TiledKernel<1, 2, GS, F16><<<blocks, kThreads, 0, stream>>>(p)
+            : TiledKernel<2, 2, GS, F16><<<blocks, kThreads, 0, stream>>>(p);
+  } else {
+    nt == 1 ? TiledKernel<1, 1, GS, F16><<<blocks, kThreads, 0, stream>>>(p)
+            : TiledKernel<2, 1, GS, F16><<<blocks, kThreads, 0, stream>>>(p);
+  }
+}
+void LaunchTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
+  const auto f = p.f16 ? (p.group_size == 32    ? &LaunchTypedTiled<32, true>
+                          : p.group_size == 64 ? &LaunchTypedTiled<64, true>
+                                               : &LaunchTypedTiled<128, true>)
+                       : (p.group_size == 32    ? &LaunchTypedTiled<32, false>
+                          : p.group_size == 64 ? &LaunchTypedTiled<64, false>
+                                               : &LaunchTypedTiled<128, false>);
+  f(p, nt, glu, stream);
+}
+
+}  // namespace
+
+bool CanTile(const MatRef& w) {
+  const auto aligned = [](const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; };
+  return w.kind == MatRef::Kind::kAffine && w.bits == 4 && !w.tiled && w.rows % kTileRows == 0 &&
+         w.cols % kTileCols == 0 && (w.group_size == 32 || w.group_size == 64 || w.group_size == 128) &&
+         w.cols % w.group_size == 0 && (w.type == FloatType::kBF16 || w.type == FloatType::kF16) &&
+         aligned(w.data, 16) && aligned(w.scales, 4) && (!w.biases || aligned(w.biases, 4)) &&
+         kTileRows * w.cols / 2 <= kMaxRelayoutSmem;
+}
+
+void LaunchRelayout(MatRef& w, cudaStream_t stream) {
+  if (!CanTile(w)) throw Error("cuda relayout: matrix not tileable");
+  const int64_t smem = kTileRows * w.cols / 2;
+  if (smem > 48 * 1024)
+    cudaFuncSetAttribute(RelayoutKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMaxRelayoutSmem));
+  const int groups = static_cast<int>(w.cols / w.group_size);
+  RelayoutKernel<<<static_cast<unsigned>(w.rows / kTileRows), 256, static_cast<size_t>(smem), stream>>>(
+      static_cast<uint8_t*>(const_cast<void*>(w.data)), w.cols, static_cast<uint16_t*>(const_cast<void*>(w.scales)),
+      static_cast<uint16_t*>(const_cast<void*>(w.biases)), groups);
+  w.tiled = true;
+}
+
+int64_t TiledScratchBytes(int64_t max_cols) {
+  const int64_t xb = max_cols / 16 * 16 * 4 * 8;  // up to 16 columns of B
+  const int64_t xsum = kMaxGemvRows * (max_cols / 32 + 1) * 4;
+  return (xb + 255) / 256 * 256 + (xsum + 255) / 256 * 256;
+}
+
+void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
+                     void* scratch, int64_t scratch_bytes, cudaStream_t stream) {
+  const MatRef& w = outs[0].w;
+  const int64_t K = w.cols;
+  const bool is_glu = glu != Glu::kNone;
+  if (!(T >= 1 && T <= kMaxGemvRows && TiledScratchBytes(K) <= scratch_bytes)) throw Error("cuda gemv: bad tiled launch");
+  TiledParams p{};
+  p.T = T;
+  const int NT = T <= 4 ? 1 : 2;
+  p.ncol = 8 * NT;
+  p.ktiles = static_cast<int>(K / kTileCols);
+  p.group_size = w.group_size;
+  p.groups = static_cast<int>(K / w.group_size);
+  const int tiles_per_group = std::max(1, w.group_size / kTileCols);
+  const int chunks = static_cast<int>(CeilDiv(p.ktiles, tiles_per_group));
+  p.kchunk = static_cast<int>(CeilDiv(chunks, kWarps)) * tiles_per_group;
+  p.accumulate = accumulate;
+  p.glu = glu;
+  p.glu_out = glu_out;
+  p.f16 = w.type == FloatType::kF16;
+  p.n_outs = is_glu ? 1 : static_cast<int>(outs.size());
+  int64_t start = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const MatRef& m = outs[i].w;
+    if (!(m.tiled && m.cols == K && m.group_size == w.group_size && m.type == w.type))
+      throw Error("cuda gemv: tiled outputs differ in shape");
+    p.outs[i] = {static_cast<const uint4*>(m.data), static_cast<const uint32_t*>(m.scales),
+                 static_cast<const uint32_t*>(m.biases), outs[i].bias, outs[i].y, m.rows};
+  }
+  for (int i = 0; i < p.n_outs; ++i) {
+    p.tile_start[i] = start;
+    start += outs[i].w.rows / kTileRows;
+  }
+  p.tile_start[p.n_outs] = start;
+  p.total = start;
+
+  auto* xb = static_cast<uint2*>(scratch);
+  const int64_t xb_bytes = (K / 16 * p.ncol * 4 * 8 + 255) / 256 * 256;
+  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch) + xb_bytes);
+  p.xb = xb;
+  p.xsum = xsum;
+  const int64_t prep = std::max<int64_t>(K / 16 * p.ncol * 4, int64_t{T} * p.groups * 32);
+  PrepareXKernel<<<dim3(static_cast<unsigned>(CeilDiv(prep, 256)), 2), 256, 0, stream>>>(x, T, K, p.ncol, w.group_size,
+                                                                                          xb, xsum);
+  LaunchTiled(p, NT, is_glu, stream);
+}
+
+}  // namespace pensieve::backend::cuda
