@@ -201,7 +201,7 @@ TEST(Pipeline, UndeclaredOrBrokenToolCallsAreText) {
   const Json weather = Json::parse(R"({"type":"object","properties":{"city":{"type":"string"}}})");
   const std::string rocket = "<tool_call>\n{\"name\": \"launch_rocket\", \"arguments\": {\"when\": \"now\"}}\n</tool_call>";
   // No tools at all (was: the call vanished, leaving empty content and end_turn).
-  ChatRequest r = User("launch it", 200);
+  ChatRequest r = User("launch the rocket", 200);
   auto events = RunAll(w.pipeline, r);
   EXPECT_EQ(ToolStarts(events), 0);
   EXPECT_EQ(Text(events), "Sure. " + rocket);

@@ -137,7 +137,7 @@ inline FakeScript ScriptFor(const engine::GenerateRequest& req) {
   } else if (tools && turn.find("weather") != std::string::npos) {
     say("Let me check. <tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"c\"}}</tool_call>"
         "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\", \"unit\": \"c\"}}</tool_call>");
-  } else if (turn.find("launch") != std::string::npos) {  // a call of a tool nobody declared, tools or not
+  } else if (turn.find("launch the rocket") != std::string::npos) {  // a call of a tool nobody declared, tools or not
     say("Sure. <tool_call>{\"name\": \"launch_rocket\", \"arguments\": {\"when\": \"now\"}}</tool_call>");
   } else if (tools && turn.find("sloppy call") != std::string::npos) {  // arguments that are not an object
     say("<tool_call>{\"name\": \"get_weather\", \"arguments\": [\"Paris\"]}</tool_call>");
