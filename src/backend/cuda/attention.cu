@@ -12,6 +12,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "util/error.h"
 
 namespace pensieve::backend::cuda {
 namespace {
@@ -20,6 +21,7 @@ constexpr int kPairs = 16;       // (row, head) pairs per tile
 constexpr int kKeys = 32;        // keys per shared-memory tile
 constexpr int kWarps = 4;
 constexpr int kDims = kMaxHeadDim / 32;  // output dims per lane
+constexpr int kMaxSplitsCombined = 128;  // CombineKernel: a thread per split
 constexpr int kKeysPerSplit = 16;        // fewest keys a split of the key range takes (decode: many short splits)
 
 __device__ __forceinline__ int64_t KvOffset(const KvView& kv, int layer, int64_t block, int which, int head) {
@@ -195,25 +197,50 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionLaunch a
   }
 }
 
-// out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s, one block per (row, head).
-__global__ void CombineKernel(AttentionLaunch a) {
+// out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s, one block per (row, head). The splits' maxima and
+// weights are read in parallel (a thread per split) and kept in shared memory; splits that saw nothing (the
+// room a recorded step keeps for longer contexts) are skipped.
+constexpr int kCombineThreads = 128;
+__global__ void __launch_bounds__(kCombineThreads) CombineKernel(AttentionLaunch a) {
+  __shared__ float weight[kMaxSplitsCombined];
+  __shared__ float red[kCombineThreads / 32];
+  __shared__ int live[kMaxSplitsCombined];
+  __shared__ int count[kCombineThreads / 32];
   const int64_t row = blockIdx.x / a.n_heads, head = blockIdx.x % a.n_heads;
-  const int hd = a.head_dim;
+  const int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const auto part = [&](int s) { return a.partial + ((static_cast<int64_t>(s) * a.T + row) * a.n_heads + head) * (hd + 2); };
-  float mx = -INFINITY;
-  for (int s = 0; s < a.splits; ++s) mx = fmaxf(mx, part(s)[hd]);
-  float total = 0.0f;
-  for (int s = 0; s < a.splits; ++s) {
-    const float ms = part(s)[hd];
-    if (ms != -INFINITY) total += expf(ms - mx) * part(s)[hd + 1];
+  const int s = threadIdx.x;
+  const float ms = s < a.splits ? part(s)[hd] : -INFINITY;
+  float mx = WarpMax(ms);
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  mx = red[0];
+  for (int w = 1; w < kCombineThreads / 32; ++w) mx = fmaxf(mx, red[w]);
+  const float ws = ms == -INFINITY ? 0.0f : expf(ms - mx);
+  float lsum = ws == 0.0f ? 0.0f : ws * part(s)[hd + 1];
+  lsum = WarpSum(lsum);
+  __syncthreads();  // every thread has read red[] for the maximum
+  if (lane == 0) red[warp] = lsum;
+  // The live splits, in order (a fixed summation order), compacted by ballot.
+  const unsigned seen = __ballot_sync(0xffffffffu, ms != -INFINITY);
+  if (lane == 0) count[warp] = __popc(seen);
+  if (s < a.splits) weight[s] = ws;
+  __syncthreads();
+  int before = 0, n_live = 0;
+  for (int w = 0; w < kCombineThreads / 32; ++w) {
+    before += w < warp ? count[w] : 0;
+    n_live += count[w];
   }
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+  if (ms != -INFINITY) live[before + __popc(seen & ((1u << lane) - 1))] = s;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kCombineThreads / 32; ++w) total += red[w];
+  const float inv = 1.0f / total;
+  for (int d = threadIdx.x; d < hd; d += kCombineThreads) {
     float acc = 0.0f;
-    for (int s = 0; s < a.splits; ++s) {
-      const float ms = part(s)[hd];
-      if (ms != -INFINITY) acc += expf(ms - mx) * part(s)[d];
-    }
-    a.out[(row * a.n_heads + head) * hd + d] = acc / total;
+#pragma unroll 4
+    for (int i = 0; i < n_live; ++i) acc += weight[live[i]] * part(live[i])[d];
+    a.out[(row * a.n_heads + head) * hd + d] = acc * inv;
   }
 }
 
@@ -244,7 +271,8 @@ void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStr
   } else {
     AttentionKernel<false><<<grid, kWarps * 32, smem, stream>>>(a, step, kv);
   }
-  if (a.splits > 1) CombineKernel<<<static_cast<unsigned>(a.T * a.n_heads), 128, 0, stream>>>(a);
+  if (a.splits > kMaxSplitsCombined) throw Error("cuda attention: more key-range splits than the combine step takes");
+  if (a.splits > 1) CombineKernel<<<static_cast<unsigned>(a.T * a.n_heads), kCombineThreads, 0, stream>>>(a);
 }
 
 }  // namespace pensieve::backend::cuda
