@@ -5,6 +5,7 @@
 #include <set>
 
 #include "api/ids.h"
+#include "api/tool_schema.h"
 
 namespace pensieve::api {
 namespace {
@@ -197,6 +198,8 @@ ChatRequest ParseAnthropicRequest(const Json& body, const AnthropicParseOptions&
       def.description = GetString(t, "description", w, false);
       auto schema = t.find("input_schema");
       if (schema == t.end() || !schema->is_object()) throw InvalidRequest(w + "input_schema: Field required (a JSON Schema object)");
+      if (auto problem = ToolSchemaProblem(*schema))
+        throw InvalidRequest(w + "input_schema: JSON schema of tool '" + def.name + "' is invalid: " + *problem);
       def.parameters = *schema;
       if (!tool_names.insert(def.name).second) throw InvalidRequest(w + "name: tool names must be unique ('" + def.name + "')");
       req.tools.push_back(std::move(def));

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "api/tool_schema.h"
+
 namespace pensieve::api {
 namespace {
 
@@ -148,7 +150,13 @@ ChatRequest ParseOpenAIChatRequest(const Json& body, int default_max_tokens, Ope
       ToolDef def;
       def.name = f["name"].get<std::string>();
       if (f.contains("description") && f["description"].is_string()) def.description = f["description"].get<std::string>();
-      def.parameters = f.contains("parameters") && f["parameters"].is_object() ? f["parameters"] : Json{{"type", "object"}, {"properties", Json::object()}};
+      if (auto pit = f.find("parameters"); pit != f.end() && !pit->is_null()) {
+        if (auto problem = ToolSchemaProblem(*pit))
+          throw InvalidRequest(w + ".function.parameters: JSON schema of tool '" + def.name + "' is invalid: " + *problem);
+        def.parameters = *pit;
+      } else {
+        def.parameters = Json{{"type", "object"}, {"properties", Json::object()}};
+      }
       req.tools.push_back(std::move(def));
     }
   }
