@@ -430,7 +430,8 @@ void Generation::HandleFinish(const engine::Finish& f) {
   int prompt = f.prompt_tokens > 0 ? f.prompt_tokens : prompt_tokens_;
   e.usage.cached_tokens = std::min(f.cached_prompt_tokens, prompt);
   e.usage.input_tokens = prompt - e.usage.cached_tokens;
-  e.usage.output_tokens = output_tokens_;
+  // The end-of-turn token the model generated is output too (the Anthropic API counts it: a turn is >= 1).
+  e.usage.output_tokens = output_tokens_ + (f.stop_token && !stopped_ ? 1 : 0);
   if (!pending_logprobs_.empty()) {
     ChatEvent t;
     t.kind = ChatEvent::Kind::kText;

@@ -81,7 +81,8 @@ struct Finish {
   FinishReason reason = FinishReason::kLength;
   int prompt_tokens = 0;
   int cached_prompt_tokens = 0;  // prompt tokens whose KV came from a reused prefix
-  int generated_tokens = 0;
+  int generated_tokens = 0;      // tokens reported through on_token
+  bool stop_token = false;       // the model generated a stop token (reason kStopToken); usage counts it
   std::string error;             // set when reason == kError
 };
 

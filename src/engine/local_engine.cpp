@@ -35,6 +35,7 @@ struct Sequence {
   int64_t reserved_blocks = 0;
   bool cancel = false;
   bool done = false;
+  bool stop_sampled = false;  // ended by a stop token it generated (not by a complete constrained output)
   TokenOut out;
   std::vector<uint8_t> mask;  // constrained decoding: allowed tokens (vocab), built only when needed
   std::optional<int32_t> forced;  // this step's token decided by the constraint, not sampled
@@ -471,6 +472,7 @@ class LocalEngine final : public Engine {
     s.sampler->Accept(token);
     const auto& stops = s.req.stop_tokens;
     if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+      s.stop_sampled = true;
       End(s, FinishReason::kStopToken);
       return;
     }
@@ -524,6 +526,7 @@ class LocalEngine final : public Engine {
     f.prompt_tokens = static_cast<int>(s.req.prompt.size());
     f.cached_prompt_tokens = s.cached;
     f.generated_tokens = s.generated;
+    f.stop_token = s.stop_sampled;
     f.error = std::move(error);
     if (s.sink.on_finish) CallSafely([&] { s.sink.on_finish(f); });
     s.sink = Sink();  // never touched again

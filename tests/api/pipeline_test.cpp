@@ -49,7 +49,8 @@ TEST(Pipeline, PlainAnswerEndsTurnWithUsage) {
   const ChatEvent& f = events.back();
   ASSERT_EQ(f.kind, ChatEvent::Kind::kFinish);
   EXPECT_EQ(f.stop_reason, StopReason::kEndTurn);
-  EXPECT_EQ(f.usage.output_tokens, static_cast<int>(std::string("Hi! I am a fake model.").size()));
+  // The text's byte tokens and the end-of-turn token.
+  EXPECT_EQ(f.usage.output_tokens, static_cast<int>(std::string("Hi! I am a fake model.").size()) + 1);
   EXPECT_EQ(f.usage.prompt_tokens(), w.pipeline.CountTokens(r));
   EXPECT_EQ(test::ValidateAnthropicSse(Encode(events, f.usage.prompt_tokens())), "");
 }
@@ -246,6 +247,16 @@ TEST(Pipeline, PrefillContinuesAssistantText) {  // §8.13
   EXPECT_TRUE(p.text.ends_with("<|assistant|>\nThe capital of France is"));
   auto events = RunAll(w.pipeline, r);
   EXPECT_EQ(Text(events), " Paris.");
+}
+
+TEST(Pipeline, PrefillTurnEndingAtOnceCountsItsEndToken) {  // issue 14: output_tokens >= 1, as the Anthropic API
+  FakeWorld w;
+  ChatRequest r = User("Finish it");
+  r.messages.push_back(ChatMessage::Text(ChatMessage::Role::kAssistant, "That is all."));
+  auto events = RunAll(w.pipeline, r);
+  EXPECT_EQ(Text(events), "");
+  EXPECT_EQ(events.back().stop_reason, StopReason::kEndTurn);
+  EXPECT_EQ(events.back().usage.output_tokens, 1);
 }
 
 TEST(Pipeline, ErrorFromEngineBecomesErrorEvent) {  // §8.29

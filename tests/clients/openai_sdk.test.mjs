@@ -24,8 +24,8 @@ test('chat.completions non-stream with usage', { skip: !fakeServer }, async () =
   assert.equal(r.object, 'chat.completion');
   assert.equal(r.choices[0].message.content, 'Hi! I am a fake model.');
   assert.equal(r.choices[0].finish_reason, 'stop');
-  assert.equal(r.usage.completion_tokens, 22);
-  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 22);
+  assert.equal(r.usage.completion_tokens, 23);  // 22 byte tokens and the end-of-turn token
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + 23);
 });
 
 test('chat.completions stream with include_usage', { skip: !fakeServer }, async () => {
@@ -43,7 +43,7 @@ test('chat.completions stream with include_usage', { skip: !fakeServer }, async 
   }
   assert.equal(text, 'Hi! I am a fake model.');
   assert.equal(finish, 'stop');
-  assert.equal(usage.completion_tokens, 22);
+  assert.equal(usage.completion_tokens, 23);
 });
 
 test('tools: streamed tool_calls merge into valid JSON; finalChatCompletion', { skip: !fakeServer }, async () => {

@@ -100,6 +100,7 @@ class FakeEngine : public engine::Engine {
     f.prompt_tokens = static_cast<int>(s.request.prompt.size());
     f.cached_prompt_tokens = s.script.cached_prompt_tokens;
     f.generated_tokens = s.generated;
+    f.stop_token = reason == engine::FinishReason::kStopToken;  // the script's stop token, as a model's
     if (reason == engine::FinishReason::kError) f.error = "injected failure";
     s.sink.on_finish(f);
     std::lock_guard lock(mu_);

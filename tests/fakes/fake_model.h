@@ -156,6 +156,8 @@ inline FakeScript ScriptFor(const engine::GenerateRequest& req) {
     s.fail_after_tokens = true;
   } else if (prompt.find("<think>\n", prompt.size() - 8) != std::string::npos) {
     say("I should greet.</think>Hello there!");
+  } else if (turn.find("That is all.") != std::string::npos) {  // a prefilled answer the model ends at once
+    say("");
   } else if (turn.find("The capital of France is") != std::string::npos) {
     say(" Paris.");
   } else {

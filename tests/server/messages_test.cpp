@@ -63,7 +63,7 @@ TEST(Messages, CreateNonStreaming) {  // §8.1, §8.23 (any model name is served
   EXPECT_EQ(j["stop_reason"], "end_turn");
   EXPECT_TRUE(j["stop_sequence"].is_null());
   EXPECT_GT(j["usage"]["input_tokens"].get<int>(), 0);
-  EXPECT_EQ(j["usage"]["output_tokens"], 22);
+  EXPECT_EQ(j["usage"]["output_tokens"], 23);  // 22 byte tokens and the end-of-turn token
   EXPECT_EQ(j["usage"]["cache_read_input_tokens"], 0);
   EXPECT_TRUE(std::regex_match(r.headers["request-id"], std::regex("^req_[A-Za-z0-9]+$")));
 }
@@ -82,7 +82,7 @@ TEST(Messages, StreamGrammarAndEqualsNonStream) {  // §8.3, §8.4
   auto start = Json::parse(frames[0].data);
   EXPECT_EQ(start["message"]["usage"]["input_tokens"], Json::parse(n.body)["usage"]["input_tokens"]);
   auto delta = Json::parse(frames[frames.size() - 2].data);
-  EXPECT_EQ(delta["usage"]["output_tokens"], 22);
+  EXPECT_EQ(delta["usage"]["output_tokens"], 23);
   EXPECT_EQ(delta["delta"]["stop_reason"], "end_turn");
 }
 
@@ -421,7 +421,7 @@ TEST(Messages, HeadAndHealthAndMetrics) {
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("pensieve_requests_total{endpoint=\"/v1/messages\",code=\"200\"} 1"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("# TYPE pensieve_queue_depth gauge"), std::string::npos);
-  EXPECT_NE(m.body.find("pensieve_generated_tokens_total 22"), std::string::npos);
+  EXPECT_NE(m.body.find("pensieve_generated_tokens_total 23"), std::string::npos);  // with the end-of-turn token
 }
 
 }  // namespace

@@ -36,8 +36,8 @@ TEST(OpenAI, ChatNonStreamWithUsage) {
   EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
   EXPECT_EQ(j["choices"][0]["message"]["content"], "Hi! I am a fake model.");
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
-  EXPECT_EQ(j["usage"]["completion_tokens"], 22);
-  EXPECT_EQ(j["usage"]["total_tokens"], j["usage"]["prompt_tokens"].get<int>() + 22);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 23);  // 22 byte tokens and the end-of-turn token
+  EXPECT_EQ(j["usage"]["total_tokens"], j["usage"]["prompt_tokens"].get<int>() + 23);
   EXPECT_EQ(s.world->engine.last_request().sampling.seed, 7u);
 }
 
@@ -60,7 +60,7 @@ TEST(OpenAI, ChatStreamIncludeUsage) {  // §8.34
   EXPECT_EQ(text, "Hi! I am a fake model.");
   EXPECT_EQ(chunks[chunks.size() - 2]["choices"][0]["finish_reason"], "stop");
   EXPECT_TRUE(chunks.back()["choices"].empty());
-  EXPECT_EQ(chunks.back()["usage"]["completion_tokens"], 22);
+  EXPECT_EQ(chunks.back()["usage"]["completion_tokens"], 23);
 }
 
 TEST(OpenAI, ToolCallsStreamAndNonStream) {  // §8.34
