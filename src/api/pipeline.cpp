@@ -156,8 +156,9 @@ PreparedPrompt ChatPipeline::Prepare(const ChatRequest& request) const {
   int ctx = engine_.context_length();
   int n = static_cast<int>(p.tokens.size());
   if (n == 0) throw InvalidRequest("prompt: is empty (the model adds no beginning-of-sequence token to start from)");
-  if (n > ctx) {
-    throw InvalidRequest("prompt is too long: " + std::to_string(n) + " tokens > " + std::to_string(ctx) + " maximum");
+  const int limit = config_.max_prompt_tokens > 0 ? std::min(config_.max_prompt_tokens, ctx) : ctx;
+  if (n > limit) {
+    throw InvalidRequest("prompt is too long: " + std::to_string(n) + " tokens > " + std::to_string(limit) + " maximum");
   }
   p.max_tokens = std::min(request.max_tokens, ctx - n);
   return p;

@@ -37,6 +37,7 @@ struct PipelineConfig {
   chat::ParserConfig parser;            // what the model's output looks like
   bool vision = false;
   SamplingDefaults sampling_defaults;   // for sampling fields a request leaves out
+  int max_prompt_tokens = 0;            // longest prompt accepted (0: the context); longer ones are a 400
 };
 
 struct PreparedPrompt {
@@ -55,7 +56,7 @@ class ChatPipeline {
                PipelineConfig config);
 
   // Renders and tokenizes; throws RequestError 400 "prompt is too long: N tokens > M maximum" when the prompt
-  // does not fit the context, and clamps max_tokens to what is left.
+  // does not fit the context (or config.max_prompt_tokens), and clamps max_tokens to what the context has left.
   PreparedPrompt Prepare(const ChatRequest& request) const;
   // The number of prompt tokens the same request would be billed (count_tokens).
   int CountTokens(const ChatRequest& request) const { return static_cast<int>(Prepare(request).tokens.size()); }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <memory>
 #include <thread>
@@ -37,6 +38,7 @@ struct ServeArgs {
   std::string name;
   int max_queue = 64;
   int max_running = 16;
+  int max_prompt_tokens = 0;
   DeviceFlags device;
   int kv_mib = 1024;
   bool quiet = false;
@@ -91,6 +93,7 @@ void Serve(const ServeArgs& a) {
   pc.parser = chat::DetectParserConfig(tmpl->source(), specials);
   pc.stop_token_ids = StopTokens(src.dir, *tokenizer);
   pc.sampling_defaults = ReadSamplingDefaults(src.dir);
+  pc.max_prompt_tokens = a.max_prompt_tokens;
 
   engine::EngineOptions eo;
   eo.max_queue = a.max_queue;
@@ -158,6 +161,10 @@ void RegisterServe(CLI::App& app) {
   cmd->add_option("--name", args->name, "Model id in /v1/models (default: the directory name)");
   cmd->add_option("--max-queue", args->max_queue, "Waiting requests before 529 overloaded")->capture_default_str();
   cmd->add_option("--max-running", args->max_running, "Sequences generated at once")->capture_default_str();
+  cmd->add_option("--max-prompt-tokens", args->max_prompt_tokens,
+                  "Longest prompt accepted, in tokens; longer ones get a 400 (0: the context length)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   AddDeviceFlags(cmd, &args->device);
   cmd->add_option("--kv-mib", args->kv_mib, "KV cache pool size in MiB")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No per-request log lines");

@@ -103,6 +103,24 @@ TEST(Pipeline, MaxTokens) {  // §8.5
   EXPECT_EQ(events.back().usage.output_tokens, 5);
 }
 
+TEST(Pipeline, MaxPromptTokensBelowTheContext) {  // issue 14, defect 9: serve --max-prompt-tokens
+  FakeWorld w(/*ctx=*/4096);
+  api::PipelineConfig config{{test::FakeTokenizer::kEos}, chat::ParserConfig{chat::ToolFormat::kHermes, true, false}, false, {}};
+  config.max_prompt_tokens = 40;
+  api::ChatPipeline limited(w.engine, w.tokenizer, test::FakeRender,
+                            [](const chat::ParserConfig& c) { return std::make_unique<test::FakeParser>(c.starts_in_reasoning); }, config);
+  try {
+    limited.Prepare(User(std::string(100, '[')));
+    FAIL() << "accepted";
+  } catch (const RequestError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_TRUE(std::regex_search(std::string(e.what()), std::regex(R"(^prompt is too long: \d+ tokens > 40 maximum$)"))) << e.what();
+  }
+  const PreparedPrompt p = limited.Prepare(User("hi", 32000));
+  EXPECT_LE(static_cast<int>(p.tokens.size()), 40);
+  EXPECT_EQ(p.max_tokens, 4096 - static_cast<int>(p.tokens.size()));  // generation still has the whole context
+}
+
 TEST(Pipeline, MaxTokensZeroProducesNothing) {  // §8.20
   FakeWorld w;
   auto events = RunAll(w.pipeline, User("Say hi", 0));

@@ -9,11 +9,13 @@
 #include <cstdio>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <httplib.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fakes/http_client.h"
 #include "test_paths.h"
 
 namespace {
@@ -100,6 +102,43 @@ TEST(DemoServe, NoArgumentsServesDemoModelFastAndAnswers42) {
   EXPECT_EQ(j["content"][0]["text"], "42") << res->body;
   EXPECT_EQ(j["stop_reason"], "end_turn") << res->body;
   EXPECT_EQ(j["model"], "pensieve-demo");
+}
+
+// Issue 14, defect 9: --max-prompt-tokens refuses longer prompts with a 400, and a short request is answered
+// within 2 s while a long prompt (tens of thousands of tokens) is being prefilled on the CPU.
+TEST(DemoServe, ShortRequestIsAnsweredDuringALongPrefill) {
+  ServeProcess serve({"serve", "--port", "0", "--quiet", "--max-prompt-tokens", "60000"});
+  double startup_s = 0;
+  std::string log;
+  const int port = serve.WaitListening(&startup_s, &log);
+  ASSERT_GT(port, 0) << log;
+  const auto body = [](const std::string& text, int max_tokens, bool stream) {
+    return nlohmann::json{{"model", "pensieve-demo"}, {"max_tokens", max_tokens}, {"stream", stream},
+                          {"messages", {{{"role", "user"}, {"content", text}}}}}
+        .dump();
+  };
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(60, 0);
+  auto refused = client.Post("/v1/messages", body(std::string(70000, '['), 8, false), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_NE(refused->body.find("tokens > 60000 maximum"), std::string::npos) << refused->body;
+
+  // A streaming request of about 40,000 tokens ('[' is one token each), left prefilling.
+  const int fd = pensieve::test::Connect(port);
+  ASSERT_GE(fd, 0);
+  const std::string long_body = body(std::string(40000, '['), 8, true);
+  ASSERT_TRUE(pensieve::test::SendAll(fd, "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: " + std::to_string(long_body.size()) + "\r\n\r\n" + long_body));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto short_answer = client.Post("/v1/messages", body("What is 12 + 30?", 1, false), "application/json");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(short_answer);
+  EXPECT_EQ(short_answer->status, 200) << short_answer->body;
+  std::printf("[demo serve] a one-token answer took %.2f s during a 40k-token prefill\n", seconds);
+  EXPECT_LT(seconds, 2.0);
+  close(fd);  // the long request is cancelled with its connection
 }
 
 TEST(DemoServe, GenerateWithModelDemo) {
