@@ -77,6 +77,8 @@ class CudaOpsTest : public ::testing::Test {
     return v;
   }
   void Step(const StepPlan& plan) { be_->SetStep(plan); }
+  // y = x W^T + b for T random rows against the reference, then accumulated into a residual: y = y0 + x W^T + b.
+  void CheckMatMul(const MatRef& host, const MatRef& dev, int64_t T);
 
   std::unique_ptr<Backend> be_;
   std::vector<std::unique_ptr<Buffer>> buffers_;
@@ -143,6 +145,21 @@ void ExpectMatMul(const std::vector<float>& got, const std::vector<float>& want,
   }
 }
 
+void CudaOpsTest::CheckMatMul(const MatRef& host, const MatRef& dev, int64_t T) {
+  const int64_t N = host.rows, K = host.cols;
+  auto x = Random(T * K), bias = Random(N), y0 = Random(T * N);
+  std::vector<float> want(T * N);
+  ref::MatMul(x.data(), T, host, bias.data(), want.data());
+  const Tensor dx = DevTensor(x, T, K), db = DevTensor(bias, 1, N), dy = DevTensor(y0, T, N);
+  be_->MatMul(dx, dev, db, dy, false);
+  ExpectMatMul(Host(dy), want, x, host, T, "set");
+  const Tensor da = DevTensor(y0, T, N);
+  be_->MatMul(dx, dev, db, da, true);
+  std::vector<float> want_acc(T * N);
+  for (int64_t i = 0; i < T * N; ++i) want_acc[i] = want[i] + y0[i];
+  ExpectMatMul(Host(da), want_acc, x, host, T, "accumulate");
+}
+
 TEST_F(CudaOpsTest, MatMulMatchesReferenceForEveryFormatAndRowCount) {
   struct Case {
     HostMat h;
@@ -169,19 +186,7 @@ TEST_F(CudaOpsTest, MatMulMatchesReferenceForEveryFormatAndRowCount) {
     const MatRef dw = DevMat(c.h.m, c.offset);
     for (int64_t T : {1, 2, 3, 5, 8, 9, 16, 17, 40}) {
       SCOPED_TRACE(c.name + " T " + std::to_string(T));
-      const int64_t N = c.h.m.rows, K = c.h.m.cols;
-      auto x = Random(T * K), bias = Random(N), y0 = Random(T * N);
-      std::vector<float> want(T * N);
-      ref::MatMul(x.data(), T, c.h.m, bias.data(), want.data());
-      const Tensor dx = DevTensor(x, T, K), db = DevTensor(bias, 1, N), dy = DevTensor(y0, T, N);
-      be_->MatMul(dx, dw, db, dy, false);
-      ExpectMatMul(Host(dy), want, x, c.h.m, T, "set");
-      // Accumulating into the residual: y = y0 + x W^T + b.
-      const Tensor da = DevTensor(y0, T, N);
-      be_->MatMul(dx, dw, db, da, true);
-      std::vector<float> want_acc(T * N);
-      for (int64_t i = 0; i < T * N; ++i) want_acc[i] = want[i] + y0[i];
-      ExpectMatMul(Host(da), want_acc, x, c.h.m, T, "accumulate");
+      CheckMatMul(c.h.m, dw, T);
     }
   }
 }
@@ -247,18 +252,7 @@ TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
     ASSERT_TRUE(dw.tiled) << c.name;
     for (int64_t T : {1, 2, 3, 4, 5, 8, 9, 16, 17}) {
       SCOPED_TRACE(c.name + " T " + std::to_string(T));
-      const int64_t N = c.h.m.rows, K = c.h.m.cols;
-      auto x = Random(T * K), bias = Random(N), y0 = Random(T * N);
-      std::vector<float> want(T * N);
-      ref::MatMul(x.data(), T, c.h.m, bias.data(), want.data());
-      const Tensor dx = DevTensor(x, T, K), db = DevTensor(bias, 1, N), dy = DevTensor(y0, T, N);
-      be_->MatMul(dx, dw, db, dy, false);
-      ExpectMatMul(Host(dy), want, x, c.h.m, T, "set");
-      const Tensor da = DevTensor(y0, T, N);
-      be_->MatMul(dx, dw, db, da, true);
-      std::vector<float> want_acc(T * N);
-      for (int64_t i = 0; i < T * N; ++i) want_acc[i] = want[i] + y0[i];
-      ExpectMatMul(Host(da), want_acc, x, c.h.m, T, "accumulate");
+      CheckMatMul(c.h.m, dw, T);
     }
   }
 

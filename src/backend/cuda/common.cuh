@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "backend/cuda/kernels.h"
 
 namespace pensieve::backend::cuda {
 
@@ -67,6 +68,13 @@ __device__ __forceinline__ double BlockSumD(double v, double* shared) {
   double t = 0;
   for (int i = 0; i < warps; ++i) t += shared[i];
   return t;
+}
+
+// The gated MLP's activation: SiLU, or GELU with the tanh approximation.
+__device__ __forceinline__ float Act(Glu g, float v) {
+  if (g == Glu::kSilu) return v / (1.0f + expf(-v));
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * v * (1.0f + tanhf(kC * (v + 0.044715f * v * v * v)));
 }
 
 __host__ __device__ inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -47,12 +47,6 @@ struct Params {
   int group_size;
 };
 
-__device__ __forceinline__ float Act(Glu g, float v) {
-  if (g == Glu::kSilu) return v / (1.0f + expf(-v));
-  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * v * (1.0f + tanhf(kC * (v + 0.044715f * v * v * v)));
-}
-
 // Sums of x[t, c*E .. c*E + E) and, per weight row, sum_j w_j x_j for one 16-byte chunk of each row.
 template <Fmt F, int TT, int NR>
 __device__ __forceinline__ void Chunk(const Params& p, const uint4 (&w)[NR], int64_t c, float (&acc)[NR][TT],

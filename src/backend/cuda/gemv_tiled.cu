@@ -74,12 +74,6 @@ __device__ __forceinline__ float Half16(uint32_t bits, bool f16) {  // f16 is a 
   return f16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits))) : __uint_as_float(bits << 16);
 }
 
-__device__ __forceinline__ float Act(Glu g, float v) {
-  if (g == Glu::kSilu) return v / (1.0f + expf(-v));
-  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * v * (1.0f + tanhf(kC * (v + 0.044715f * v * v * v)));
-}
-
 // NT: MMAs per A fragment (x rows 0..3, 4..7); NM: matrices per block (2: the gate and up rows of a GLU);
 // GS: group size; F16: f16 scales and biases (else bf16). All compile-time: the loop's address arithmetic and
 // group bookkeeping are then shifts and constants.
