@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/system_memory.h"
 
 namespace pensieve::backend {
 namespace {
@@ -32,6 +33,11 @@ std::unique_ptr<Buffer> HostBackend::Allocate(int64_t bytes, const std::string& 
 }
 
 void HostBackend::Upload(void* dst, const void* src, int64_t bytes) { std::memcpy(dst, src, bytes); }
+
+MemoryInfo HostBackend::Memory() const {
+  const std::optional<SystemMemory> m = ReadSystemMemory();
+  return m ? MemoryInfo{m->available_bytes, m->total_bytes} : MemoryInfo{};
+}
 void HostBackend::Download(void* dst, const void* src, int64_t bytes) { std::memcpy(dst, src, bytes); }
 
 std::unique_ptr<KvStorage> HostBackend::CreateKvStorage(const KvLayout& layout, FloatType) {

@@ -14,6 +14,8 @@ namespace pensieve::backend {
 class HostBackend : public Backend {
  public:
   bool HostMemory() const override { return true; }
+  // RAM: available (MemAvailable) and total; zeros when the system does not say.
+  MemoryInfo Memory() const override;
   std::unique_ptr<Buffer> Allocate(int64_t bytes, const std::string& what) override;
   void Upload(void* dst, const void* src, int64_t bytes) override;
   void Download(void* dst, const void* src, int64_t bytes) override;

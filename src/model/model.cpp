@@ -112,15 +112,15 @@ Model::Model(backend::Backend& backend, ModelConfig config, TensorStore store, c
   logit_cap_ = s.logit_cap;
   memory_ = s.memory;
   eps_ = static_cast<float>(c.rms_norm_eps);
-  if (!backend_.HostMemory()) {
-    const backend::MemoryInfo mi = backend_.Memory();
-    if (memory_.total() > mi.free_bytes)
-      throw Error(store_.path() + ": the model does not fit " + backend_.Name() + ": it needs " +
-                  GiB(memory_.total()) + " (weights " + GiB(memory_.weights) + ", KV pool " + GiB(memory_.kv_pool) +
-                  ", activations " + GiB(memory_.activations) + ", workspace " + GiB(memory_.workspace) + ") but " +
-                  GiB(mi.free_bytes) + " of " + GiB(mi.total_bytes) + " are free (a smaller --kv-cache or --ctx "
-                  "lowers the KV pool)");
-  }
+  // Memory guard: weights (on the cpu: mapped from the files, resident once read) + KV pool + scratch against
+  // what the device has free, or the RAM the system says is available.
+  const backend::MemoryInfo mi = backend_.Memory();
+  if (mi.total_bytes > 0 && memory_.total() > mi.free_bytes)
+    throw Error(store_.path() + ": the model does not fit " + backend_.Name() + ": it needs " +
+                GiB(memory_.total()) + " (weights " + GiB(memory_.weights) + ", KV pool " + GiB(memory_.kv_pool) +
+                ", activations " + GiB(memory_.activations) + ", workspace " + GiB(memory_.workspace) + ") but " +
+                GiB(mi.free_bytes) + " of " + GiB(mi.total_bytes) + (backend_.HostMemory() ? " of RAM are available" : " are free") +
+                " (a smaller --kv-mib or --ctx lowers the KV pool)");
   weights_ = UploadWeights(host_weights_, backend_);
   kv_ = backend_.CreateKvStorage(s.kv, s.kv_type);
   memory_.kv_pool = kv_->bytes();

@@ -63,6 +63,17 @@ TEST(Serve, MissingModelPathFailsNamingIt) {
   EXPECT_NE(all.find("/nonexistent/model-dir"), std::string::npos) << all;
 }
 
+TEST(Serve, AKvPoolLargerThanTheRamIsRefusedWithTheNumbers) {  // issue 14: memory guard on the cpu
+  Child c = Spawn({PensieveBinary(), "serve", "--port", "0", "--kv-mib", "100000000"});
+  std::string all;
+  for (std::string l; !(l = ReadLine(c.err)).empty();) all += l;
+  std::fclose(c.err);
+  EXPECT_EQ(Wait(c.pid), 1);
+  EXPECT_TRUE(std::regex_search(all, std::regex("does not fit cpu.*: it needs [0-9.]+ [GMK]iB \\(weights .*KV pool .*\\) but "
+                                                "[0-9.]+ [GMK]iB of [0-9.]+ [GMK]iB of RAM are available \\(a smaller --kv-mib")))
+      << all;
+}
+
 TEST(Serve, ServesLogsAndShutsDownGracefully) {
   PENSIEVE_REQUIRE_SHARED();
   std::string model = SharedDir() + "/data/models/stories260K/stories260K-hf";
