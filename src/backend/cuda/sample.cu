@@ -101,6 +101,19 @@ __device__ void BlockBest(int64_t vocab, Value value, Ok ok, Shared& sh, float* 
   *best_v = bv, *best_id = bi;
 }
 
+// One logit into a thread's running argmax (first id wins ties) and its sum of e^(v - m) over the finite
+// values, rescaled when the running maximum m grows.
+__device__ __forceinline__ void Observe(float v, int32_t i, float& bv, int32_t& bi, float& m, double& s) {
+  if (bi < 0 || v > bv) bv = v, bi = i;
+  if (v == -INFINITY) return;
+  if (v > m) {
+    s = s * static_cast<double>(expf(m - v)) + 1.0;
+    m = v;
+  } else {
+    s += static_cast<double>(expf(v - m));
+  }
+}
+
 // Greedy: the argmax (lowest id among equals), logprob and alternatives of the distribution at temperature 1.
 // One pass: each thread keeps its best (value, id) and sum_i e^(v_i - running max), rescaled when the max grows.
 __device__ void Greedy(const float* w, int64_t vocab, int n_top, Shared& sh, SampleResult* out) {
@@ -113,14 +126,7 @@ __device__ void Greedy(const float* w, int64_t vocab, int n_top, Shared& sh, Sam
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
     const float v = at(i);
-    if (bi < 0 || v > bv) bv = v, bi = static_cast<int32_t>(i);
-    if (v == -INFINITY) continue;
-    if (v > m) {
-      s = s * static_cast<double>(expf(m - v)) + 1.0;
-      m = v;
-    } else {
-      s += static_cast<double>(expf(v - m));
-    }
+    Observe(v, static_cast<int32_t>(i), bv, bi, m, s);
   }
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   // Best (value, id): warps, then the block.
@@ -365,14 +371,7 @@ __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(const float* logi
   for (int64_t i = begin + threadIdx.x; i < end; i += kGreedyThreads) {
     float v = in[i];
     if (isnan(v)) v = -INFINITY;
-    if (bi < 0 || v > bv) bv = v, bi = static_cast<int32_t>(i);
-    if (v == -INFINITY) continue;
-    if (v > m) {
-      s = s * static_cast<double>(expf(m - v)) + 1.0;
-      m = v;
-    } else {
-      s += static_cast<double>(expf(v - m));
-    }
+    Observe(v, static_cast<int32_t>(i), bv, bi, m, s);
   }
   // Combine (best, id, max, sum) over the block: shuffles, then the warps' results in shared memory.
   auto merge = [](float& bv, int32_t& bi, float& m, double& s, float obv, int32_t obi, float om, double os) {
