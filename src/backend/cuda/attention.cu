@@ -21,7 +21,7 @@ constexpr int kPairs = 16;       // (row, head) pairs per tile
 constexpr int kKeys = 32;        // keys per shared-memory tile
 constexpr int kWarps = 4;
 constexpr int kDims = kMaxHeadDim / 32;  // output dims per lane
-constexpr int kMaxSplitsCombined = 128;  // CombineKernel: a thread per split
+constexpr int kCombineThreads = 128;     // CombineKernel: a thread per split, so also the most splits it takes
 constexpr int kKeysPerSplit = 16;        // fewest keys a split of the key range takes (decode: many short splits)
 
 __device__ __forceinline__ int64_t KvOffset(const KvView& kv, int layer, int64_t block, int which, int head) {
@@ -200,11 +200,10 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionLaunch a
 // out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s, one block per (row, head). The splits' maxima and
 // weights are read in parallel (a thread per split) and kept in shared memory; splits that saw nothing (the
 // room a recorded step keeps for longer contexts) are skipped.
-constexpr int kCombineThreads = 128;
 __global__ void __launch_bounds__(kCombineThreads) CombineKernel(AttentionLaunch a) {
-  __shared__ float weight[kMaxSplitsCombined];
+  __shared__ float weight[kCombineThreads];
   __shared__ float red[kCombineThreads / 32];
-  __shared__ int live[kMaxSplitsCombined];
+  __shared__ int live[kCombineThreads];
   __shared__ int count[kCombineThreads / 32];
   const int64_t row = blockIdx.x / a.n_heads, head = blockIdx.x % a.n_heads;
   const int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -271,7 +270,7 @@ void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStr
   } else {
     AttentionKernel<false><<<grid, kWarps * 32, smem, stream>>>(a, step, kv);
   }
-  if (a.splits > kMaxSplitsCombined) throw Error("cuda attention: more key-range splits than the combine step takes");
+  if (a.splits > kCombineThreads) throw Error("cuda attention: more key-range splits than the combine step takes");
   if (a.splits > 1) CombineKernel<<<static_cast<unsigned>(a.T * a.n_heads), kCombineThreads, 0, stream>>>(a);
 }
 

@@ -354,10 +354,14 @@ void LaunchRelayout(MatRef& w, cudaStream_t stream) {
   w.tiled = true;
 }
 
+namespace {
+// Bytes of the B fragments of x for K columns and ncol B columns (PrepareXKernel's layout), padded to 256.
+int64_t FragmentBytes(int64_t K, int ncol) { return (K / 16 * ncol * 4 * int64_t{sizeof(uint2)} + 255) / 256 * 256; }
+}  // namespace
+
 int64_t TiledScratchBytes(int64_t max_cols) {
-  const int64_t xb = max_cols / 16 * 16 * 4 * 8;  // up to 16 columns of B
-  const int64_t xsum = kMaxGemvRows * (max_cols / 32 + 1) * 4;
-  return (xb + 255) / 256 * 256 + (xsum + 255) / 256 * 256;
+  const int64_t xsum = kMaxGemvRows * (max_cols / 32 + 1) * 4;  // group sums (groups of 32 or more)
+  return FragmentBytes(max_cols, 16) + (xsum + 255) / 256 * 256;  // up to 16 columns of B (8 rows of x)
 }
 
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
@@ -397,8 +401,7 @@ void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool 
   p.total = start;
 
   auto* xb = static_cast<uint2*>(scratch);
-  const int64_t xb_bytes = (K / 16 * p.ncol * 4 * 8 + 255) / 256 * 256;
-  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch) + xb_bytes);
+  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch) + FragmentBytes(K, p.ncol));
   p.xb = xb;
   p.xsum = xsum;
   const int64_t prep = std::max<int64_t>(K / 16 * p.ncol * 4, int64_t{T} * p.groups * 32);
