@@ -197,15 +197,22 @@ TEST(LocalEngineTest, ShortRequestOvertakesLongPrefill) {
     queued_f.wait();
     inner(done, total);
   };
+  // How far the long prefill had got when the short request finished, read on the engine thread as the short
+  // one's finish is delivered (reading it after Wait() returns would also count the steps the engine ran while
+  // this thread was waking up).
+  int long_done = 0;
+  Sink short_sink = short_col.MakeSink();
+  short_sink.on_finish = [inner = short_sink.on_finish, &long_col, &long_done](const Finish& f) {
+    {
+      std::lock_guard lk(long_col.mu);
+      if (!long_col.progress.empty()) long_done = long_col.progress.back().first;
+    }
+    inner(f);
+  };
   engine->Submit(Greedy(long_prompt, 4), long_sink);
-  engine->Submit(Greedy(cases[1].prompt, 2), short_col.MakeSink());
+  engine->Submit(Greedy(cases[1].prompt, 2), short_sink);
   queued.set_value();
   Finish fs = short_col.Wait();
-  int long_done = 0;
-  {
-    std::lock_guard lk(long_col.mu);
-    if (!long_col.progress.empty()) long_done = long_col.progress.back().first;
-  }
   EXPECT_EQ(fs.reason, FinishReason::kLength);
   EXPECT_EQ(short_col.tokens, std::vector<int32_t>(cases[1].continuation.begin(), cases[1].continuation.begin() + 2));
   EXPECT_LT(long_done, 200) << "the short request waited for most of the long prefill";
