@@ -3,8 +3,11 @@
 // the cpu, device-to-device copy bandwidth on a GPU).
 //
 // Steps run as the engine runs them: each one samples its token (greedy) in the same step, so on a GPU only
-// the token comes back and decode steps replay their recorded graph. One untimed short prefill and one untimed
-// decode step come first (library start-up, graph recording).
+// the token comes back and decode steps replay their recorded graph. One untimed prefill of a chunk and one
+// untimed decode step come first (library start-up, first use of each kernel and matrix shape, graph recording).
+//
+// --parallel B1,B2,...: throughput with B sequences at once instead (llama-batched-bench's table): B prompts of
+// -p tokens prefilled in one call (chunks of up to 4096 rows), then -n decode steps of B rows.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -32,6 +35,7 @@ struct BenchArgs {
   DeviceFlags device;
   bool json = false;
   double bandwidth = 0;
+  std::vector<int> parallel;  // batch sizes of the throughput mode (empty: the single-sequence run)
 };
 
 // Process CPU time (all threads). On a shared machine wall time includes waiting for a core; CPU time per
@@ -62,8 +66,83 @@ int32_t Step(engine::Sequences& seqs, int seq, std::span<const int32_t> tokens) 
   return out.id;
 }
 
+// One step of one token per sequence, each drawn greedily in the same step.
+void StepAll(engine::Sequences& seqs, std::span<const int> ids, std::vector<int32_t>& next,
+             std::span<const std::span<const int32_t>> tokens) {
+  std::vector<engine::Sequences::Item> items(ids.size());
+  std::vector<backend::SampleRow> rows(ids.size());
+  std::vector<backend::SampleResult> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    items[i] = {ids[i], tokens[i], model::Logits::kLast};
+    rows[i].logits_row = static_cast<int64_t>(i);
+    rows[i].params.temperature = 0.0f;
+  }
+  seqs.Forward(items, rows, out);
+  for (size_t i = 0; i < ids.size(); ++i) next[i] = out[i].id;
+}
+
+// The throughput mode: a row per batch size, as llama-batched-bench prints them.
+void RunParallel(const BenchArgs& a) {
+  int most = 1;
+  for (int b : a.parallel) {
+    Require(b >= 1 && b <= 4096, "bench: --parallel sizes must be in [1, 4096]");
+    most = std::max(most, b);
+  }
+  std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
+  const ModelConfig config = LoadModelConfig(a.model);
+  model::LoadOptions opts;
+  opts.max_sequences = most;
+  opts.max_batch_tokens = std::max(most, std::min(most * a.prompt_tokens, 4096));
+  opts.max_context = a.prompt_tokens + a.gen_tokens + 2;
+  opts.kv_budget_bytes = most * (opts.max_context + 2 * opts.kv_block_tokens) * config.num_hidden_layers * 2 *
+                         config.kv_dim() * int64_t{sizeof(float)};
+  auto model = model::Model::Load(a.model, *backend, opts);
+  engine::Sequences seqs(*model);
+  std::mt19937 rng(42);
+  nlohmann::json rows = nlohmann::json::array();
+  if (!a.json)
+    std::printf("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s |      T s |    S t/s |\n"
+                "|-------|--------|------|--------|----------|----------|----------|----------|----------|----------|\n");
+  bool warm = false;
+  for (int B : a.parallel) {
+    std::vector<std::vector<int32_t>> prompts(B, std::vector<int32_t>(a.prompt_tokens));
+    for (auto& p : prompts)
+      for (auto& id : p) id = static_cast<int32_t>(rng() % config.vocab_size);
+    std::vector<int> ids(B);
+    std::vector<int32_t> next(B);
+    std::vector<std::span<const int32_t>> spans(B);
+    const auto run = [&](int gen) {
+      for (int i = 0; i < B; ++i) ids[i] = seqs.New(), spans[i] = prompts[i];
+      const auto t0 = std::chrono::steady_clock::now();
+      StepAll(seqs, ids, next, spans);
+      const double pp = Since(t0);
+      for (int i = 0; i < B; ++i) spans[i] = std::span<const int32_t>(&next[i], 1);
+      const auto t1 = std::chrono::steady_clock::now();
+      for (int g = 0; g < gen; ++g) StepAll(seqs, ids, next, spans);
+      const double tg = Since(t1);
+      for (int id : ids) seqs.Free(id);
+      return std::pair(pp, tg);
+    };
+    if (!warm) run(2), warm = true;  // libraries and kernels
+    run(1);                          // this batch size's recorded decode step
+    const auto [pp, tg] = run(a.gen_tokens);
+    const double pp_tok = static_cast<double>(B) * a.prompt_tokens, tg_tok = static_cast<double>(B) * a.gen_tokens;
+    const int64_t n_kv = int64_t{B} * (a.prompt_tokens + a.gen_tokens);
+    rows.push_back({{"pp", a.prompt_tokens}, {"tg", a.gen_tokens}, {"b", B}, {"n_kv", n_kv}, {"t_pp_s", pp},
+                    {"s_pp_tok_s", pp_tok / pp}, {"t_tg_s", tg}, {"s_tg_tok_s", tg_tok / tg}, {"t_s", pp + tg},
+                    {"s_tok_s", (pp_tok + tg_tok) / (pp + tg)}});
+    if (!a.json)
+      std::printf("| %5d | %6d | %4d | %6lld | %8.3f | %8.2f | %8.3f | %8.2f | %8.3f | %8.2f |\n", a.prompt_tokens,
+                  a.gen_tokens, B, static_cast<long long>(n_kv), pp, pp_tok / pp, tg, tg_tok / tg, pp + tg,
+                  (pp_tok + tg_tok) / (pp + tg));
+  }
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"model", a.model}, {"backend", backend->Name()}, {"parallel", rows}}.dump(2).c_str());
+}
+
 void Run(const BenchArgs& a) {
   Require(a.prompt_tokens >= 1 && a.gen_tokens >= 1, "bench: -p and -n must be >= 1");
+  if (!a.parallel.empty()) return RunParallel(a);
   std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
   const ModelConfig config = LoadModelConfig(a.model);
   model::LoadOptions opts;
@@ -85,9 +164,9 @@ void Run(const BenchArgs& a) {
   std::vector<int32_t> prompt(a.prompt_tokens);
   for (auto& id : prompt) id = static_cast<int32_t>(rng() % vocab);
 
-  {  // warm-up: libraries, kernels, the first recording
+  {  // warm-up: libraries, kernels (a prefill chunk of the measured size: its matrix shapes), the first recording
     const int warm = seqs.New();
-    int32_t t = Step(seqs, warm, std::span<const int32_t>(prompt).first(std::min(a.prompt_tokens, 16)));
+    int32_t t = Step(seqs, warm, std::span<const int32_t>(prompt).first(std::min(a.prompt_tokens, opts.max_batch_tokens)));
     Step(seqs, warm, std::span<const int32_t>(&t, 1));
     seqs.Free(warm);
   }
@@ -176,6 +255,8 @@ void RegisterBench(CLI::App& app) {
   AddDeviceFlags(cmd, &args->device);
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->add_option("--bandwidth", args->bandwidth, "Bandwidth in GB/s to compare against (default: measure)");
+  cmd->add_option("--parallel", args->parallel, "Throughput with this many sequences at once (a list: 1,8,64)")
+      ->delimiter(',');
   cmd->callback([args] { Run(*args); });
 }
 

@@ -104,11 +104,14 @@ TEST_P(CudaDecoderTest, GpuMatchesCpu) {
   for (size_t i = 0; i < extra.size(); ++i) extra[i] = static_cast<int32_t>((i * 53 + 9) % V);
   const auto lc = RunModel(*mc, prompt, extra), lg = RunModel(*mg, prompt, extra);
   const bool f32 = spec.dtype == DType::kF32 && spec.quant_bits == 0;
+  // Other formats: the prompt's matmuls run on tensor cores with bf16 inputs (as PyTorch's bf16 models do; the
+  // golden test holds them below PyTorch bf16's own error), the CPU's in f32.
+  const double bar = f32 ? 1e-5 : 2.5e-2;
   double worst = 0;
   for (size_t r = 0; r < prompt.size() + extra.size(); ++r) {
     const double e = RelL2(&lg[r * V], &lc[r * V], V);
     worst = std::max(worst, e);
-    EXPECT_LT(e, f32 ? 1e-5 : 1e-2) << "row " << r;
+    EXPECT_LT(e, bar) << "row " << r;
   }
   std::printf("[ gpu      ] %-34s worst row rel L2 vs cpu %.3g\n", GetParam().name, worst);
 

@@ -3,7 +3,8 @@
 // kernel switch (decode kernel, chunked decode kernel, cuBLAS), residual accumulation and biases, several
 // outputs in one launch, the gated MLP; RMSNorm; embeddings; q/k norm + rope + KV store + paged attention for
 // odd shapes (one KV head, 32 query heads per KV head, GQA 7, head sizes 8 to 256, windows, longrope, cached
-// prefixes, decode rows, padding rows). Skips cleanly without a usable GPU.
+// prefixes, decode rows, padding rows), through the SIMT kernel and, for bf16 steps of more than 64 rows of the
+// head sizes it takes, flash attention. Skips cleanly without a usable GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -79,6 +80,10 @@ class CudaOpsTest : public ::testing::Test {
   void Step(const StepPlan& plan) { be_->SetStep(plan); }
   // y = x W^T + b for T random rows against the reference, then accumulated into a residual: y = y0 + x W^T + b.
   void CheckMatMul(const MatRef& host, const MatRef& dev, int64_t T);
+  // q/k/v (host and device pairs) through one MatMulMulti and the gated MLP gate/up through MatMulGlu with each
+  // activation, for T random rows of width K, against the reference.
+  void CheckMultiAndGlu(const std::vector<std::pair<MatRef, MatRef>>& qkv, const MatRef (&gate)[2],
+                        const MatRef (&up)[2], int64_t T, std::initializer_list<GluActivation> acts);
 
   std::unique_ptr<Backend> be_;
   std::vector<std::unique_ptr<Buffer>> buffers_;
@@ -131,18 +136,34 @@ HostMat AffineMat(std::mt19937& rng, int64_t N, int64_t K, int bits, int gs, Flo
   return h;
 }
 
-// |got - want| within a tolerance scaled by the sum of |terms| of each dot product.
-void ExpectMatMul(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& x,
-                  const MatRef& w, int64_t T, const std::string& what) {
+// The error bound of one product of T rows, as a share of its sum of |terms|: the decode kernels (up to 16
+// rows) add exact products in f32; beyond, cuBLAS multiplies on tensor cores with the input and every weight
+// format but f32 rounded to bf16 (each within 2^-8 relative: 8 significant bits).
+double MatMulTolerance(const MatRef& w, int64_t T) {
+  const bool f32 = w.kind == MatRef::Kind::kFloat && w.type == FloatType::kF32;
+  return T > 2 * cuda::kMaxGemvRows && !f32 ? 8e-3 : 2e-6;
+}
+
+// Sums of |x_k w_k| of every product of x[T, K] W^T, [T][N].
+std::vector<double> SumsOfTerms(const std::vector<float>& x, const MatRef& w, int64_t T) {
+  std::vector<double> s(T * w.rows);
   std::vector<float> row(w.cols);
   for (int64_t n = 0; n < w.rows; ++n) {
     ref::DequantizeRow(w, n, row.data());
-    for (int64_t t = 0; t < T; ++t) {
-      double s = 0;
-      for (int64_t k = 0; k < w.cols; ++k) s += std::fabs(double{x[t * w.cols + k]} * row[k]);
-      ASSERT_NEAR(got[t * w.rows + n], want[t * w.rows + n], 2e-6 * s + 1e-5) << what << " n " << n << " t " << t;
-    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t k = 0; k < w.cols; ++k) s[t * w.rows + n] += std::fabs(double{x[t * w.cols + k]} * row[k]);
   }
+  return s;
+}
+
+// |got - want| within MatMulTolerance of the sum of |terms| of each dot product.
+void ExpectMatMul(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& x,
+                  const MatRef& w, int64_t T, const std::string& what) {
+  const std::vector<double> s = SumsOfTerms(x, w, T);
+  const double tol = MatMulTolerance(w, T);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < w.rows; ++n)
+      ASSERT_NEAR(got[t * w.rows + n], want[t * w.rows + n], tol * s[t * w.rows + n] + 1e-5) << what << " n " << n << " t " << t;
 }
 
 void CudaOpsTest::CheckMatMul(const MatRef& host, const MatRef& dev, int64_t T) {
@@ -158,6 +179,42 @@ void CudaOpsTest::CheckMatMul(const MatRef& host, const MatRef& dev, int64_t T) 
   std::vector<float> want_acc(T * N);
   for (int64_t i = 0; i < T * N; ++i) want_acc[i] = want[i] + y0[i];
   ExpectMatMul(Host(da), want_acc, x, host, T, "accumulate");
+}
+
+void CudaOpsTest::CheckMultiAndGlu(const std::vector<std::pair<MatRef, MatRef>>& qkv, const MatRef (&gate)[2],
+                                   const MatRef (&up)[2], int64_t T, std::initializer_list<GluActivation> acts) {
+  const int64_t K = gate[0].cols, N = gate[0].rows;
+  auto x = Random(T * K), b0 = Random(qkv[0].first.rows);
+  const Tensor dx = DevTensor(x, T, K);
+  std::vector<std::vector<float>> want;
+  std::vector<MatMulOut> outs;
+  for (size_t i = 0; i < qkv.size(); ++i) {
+    const MatRef& h = qkv[i].first;
+    want.emplace_back(T * h.rows);
+    ref::MatMul(x.data(), T, h, i == 0 ? b0.data() : nullptr, want.back().data());
+    outs.push_back({qkv[i].second, i == 0 ? DevTensor(b0, 1, h.rows) : Tensor{}, DevTensor(std::vector<float>(T * h.rows), T, h.rows)});
+  }
+  be_->MatMulMulti(dx, outs);
+  for (size_t i = 0; i < qkv.size(); ++i) ExpectMatMul(Host(outs[i].y), want[i], x, qkv[i].first, T, "output " + std::to_string(i));
+
+  // The gate and up sums carry MatMulTolerance of their sums of |terms|; the activations' slopes stay below 1.2.
+  auto bg = Random(N), bu = Random(N);
+  std::vector<float> a(T * N), b(T * N), expect(T * N);
+  ref::MatMul(x.data(), T, gate[0], bg.data(), a.data());
+  ref::MatMul(x.data(), T, up[0], bu.data(), b.data());
+  const std::vector<double> sg = SumsOfTerms(x, gate[0], T), su = SumsOfTerms(x, up[0], T);
+  const double rel = MatMulTolerance(gate[0], T);
+  for (GluActivation act : acts) {
+    act == GluActivation::kSilu ? ref::SiluMul(a.data(), b.data(), T * N, expect.data())
+                                : ref::GeluMul(a.data(), b.data(), T * N, expect.data());
+    const Tensor out = DevTensor(std::vector<float>(T * N), T, N);
+    be_->MatMulGlu(dx, gate[1], DevTensor(bg, 1, N), up[1], DevTensor(bu, 1, N), act, out);
+    const auto got = Host(out);
+    for (int64_t i = 0; i < T * N; ++i) {
+      const double tol = rel * (1.2 * (sg[i] + std::fabs(bg[i % N])) * std::fabs(b[i]) + (su[i] + std::fabs(bu[i % N])) * std::fabs(a[i])) + 1e-5;
+      ASSERT_NEAR(got[i], expect[i], tol) << "glu act " << int(act) << " n " << i % N << " t " << i / N;
+    }
+  }
 }
 
 TEST_F(CudaOpsTest, MatMulMatchesReferenceForEveryFormatAndRowCount) {
@@ -196,35 +253,11 @@ TEST_F(CudaOpsTest, SeveralOutputsAndTheGatedMlpInOneLaunch) {
   HostMat q = AffineMat(rng_, 64, K, 4, 64, FloatType::kBF16, true), k = AffineMat(rng_, 16, K, 4, 64, FloatType::kBF16, true),
           v = AffineMat(rng_, 20, K, 4, 64, FloatType::kBF16, true);
   HostMat g = FloatMat(rng_, 96, K, FloatType::kBF16), u = FloatMat(rng_, 96, K, FloatType::kBF16);
-  const MatRef dq = DevMat(q.m), dk = DevMat(k.m), dv = DevMat(v.m), dg = DevMat(g.m), du = DevMat(u.m);
+  const MatRef gate[2] = {g.m, DevMat(g.m)}, up[2] = {u.m, DevMat(u.m)};
+  const std::vector<std::pair<MatRef, MatRef>> qkv = {{q.m, DevMat(q.m)}, {k.m, DevMat(k.m)}, {v.m, DevMat(v.m)}};
   for (int64_t T : {1, 4, 8, 12, 33}) {
     SCOPED_TRACE("T " + std::to_string(T));
-    auto x = Random(T * K), bq = Random(64);
-    const Tensor dx = DevTensor(x, T, K);
-    std::vector<float> wq(T * 64), wk(T * 16), wv(T * 20);
-    ref::MatMul(x.data(), T, q.m, bq.data(), wq.data());
-    ref::MatMul(x.data(), T, k.m, nullptr, wk.data());
-    ref::MatMul(x.data(), T, v.m, nullptr, wv.data());
-    const Tensor yq = DevTensor(std::vector<float>(T * 64), T, 64), yk = DevTensor(std::vector<float>(T * 16), T, 16),
-                 yv = DevTensor(std::vector<float>(T * 20), T, 20);
-    const MatMulOut outs[3] = {{dq, DevTensor(bq, 1, 64), yq}, {dk, {}, yk}, {dv, {}, yv}};
-    be_->MatMulMulti(dx, outs);
-    ExpectMatMul(Host(yq), wq, x, q.m, T, "q");
-    ExpectMatMul(Host(yk), wk, x, k.m, T, "k");
-    ExpectMatMul(Host(yv), wv, x, v.m, T, "v");
-    for (GluActivation act : {GluActivation::kSilu, GluActivation::kGeluTanh}) {
-      auto bg = Random(96), bu = Random(96);
-      std::vector<float> a(T * 96), b(T * 96), want(T * 96);
-      ref::MatMul(x.data(), T, g.m, bg.data(), a.data());
-      ref::MatMul(x.data(), T, u.m, bu.data(), b.data());
-      act == GluActivation::kSilu ? ref::SiluMul(a.data(), b.data(), T * 96, want.data())
-                                  : ref::GeluMul(a.data(), b.data(), T * 96, want.data());
-      const Tensor out = DevTensor(std::vector<float>(T * 96), T, 96);
-      be_->MatMulGlu(dx, dg, DevTensor(bg, 1, 96), du, DevTensor(bu, 1, 96), act, out);
-      const auto got = Host(out);
-      for (int64_t i = 0; i < T * 96; ++i)
-        ASSERT_NEAR(got[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "act " << int(act) << " i " << i;
-    }
+    CheckMultiAndGlu(qkv, gate, up, T, {GluActivation::kSilu, GluActivation::kGeluTanh});
   }
 }
 
@@ -250,7 +283,7 @@ TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
     ASSERT_TRUE(cuda::CanTile(dw)) << c.name;
     be_->Relayout(dw);
     ASSERT_TRUE(dw.tiled) << c.name;
-    for (int64_t T : {1, 2, 3, 4, 5, 8, 9, 16, 17}) {
+    for (int64_t T : {1, 2, 3, 4, 5, 8, 9, 16, 17, 70}) {
       SCOPED_TRACE(c.name + " T " + std::to_string(T));
       CheckMatMul(c.h.m, dw, T);
     }
@@ -260,47 +293,16 @@ TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
   HostMat q = AffineMat(rng_, 64, K, 4, 64, FloatType::kBF16, true), k = AffineMat(rng_, 16, K, 4, 64, FloatType::kBF16, true),
           v = AffineMat(rng_, 32, K, 4, 64, FloatType::kBF16, true), g = AffineMat(rng_, 96, K, 4, 64, FloatType::kBF16, true),
           u = AffineMat(rng_, 96, K, 4, 64, FloatType::kBF16, true);
-  MatRef dq = DevMat(q.m), dk = DevMat(k.m), dv = DevMat(v.m), dg = DevMat(g.m), du = DevMat(u.m);
-  for (MatRef* m : {&dq, &dk, &dv, &dg, &du}) be_->Relayout(*m);
-  for (int64_t T : {1, 4, 7, 12}) {
+  const auto tiled = [&](const HostMat& h) {
+    MatRef d = DevMat(h.m);
+    be_->Relayout(d);
+    return d;
+  };
+  const MatRef gate[2] = {g.m, tiled(g)}, up[2] = {u.m, tiled(u)};
+  const std::vector<std::pair<MatRef, MatRef>> qkv = {{q.m, tiled(q)}, {k.m, tiled(k)}, {v.m, tiled(v)}};
+  for (int64_t T : {1, 4, 7, 12, 40}) {
     SCOPED_TRACE("several outputs, T " + std::to_string(T));
-    auto x = Random(T * K), bq = Random(64);
-    const Tensor dx = DevTensor(x, T, K);
-    std::vector<float> wq(T * 64), wk(T * 16), wv(T * 32);
-    ref::MatMul(x.data(), T, q.m, bq.data(), wq.data());
-    ref::MatMul(x.data(), T, k.m, nullptr, wk.data());
-    ref::MatMul(x.data(), T, v.m, nullptr, wv.data());
-    const Tensor yq = DevTensor(std::vector<float>(T * 64), T, 64), yk = DevTensor(std::vector<float>(T * 16), T, 16),
-                 yv = DevTensor(std::vector<float>(T * 32), T, 32);
-    const MatMulOut outs[3] = {{dq, DevTensor(bq, 1, 64), yq}, {dk, {}, yk}, {dv, {}, yv}};
-    be_->MatMulMulti(dx, outs);
-    ExpectMatMul(Host(yq), wq, x, q.m, T, "q");
-    ExpectMatMul(Host(yk), wk, x, k.m, T, "k");
-    ExpectMatMul(Host(yv), wv, x, v.m, T, "v");
-    auto bg = Random(96), bu = Random(96);
-    std::vector<float> a(T * 96), b(T * 96), want(T * 96);
-    ref::MatMul(x.data(), T, g.m, bg.data(), a.data());
-    ref::MatMul(x.data(), T, u.m, bu.data(), b.data());
-    ref::SiluMul(a.data(), b.data(), T * 96, want.data());
-    const Tensor out = DevTensor(std::vector<float>(T * 96), T, 96);
-    be_->MatMulGlu(dx, dg, DevTensor(bg, 1, 96), du, DevTensor(bu, 1, 96), GluActivation::kSilu, out);
-    // The gate and up sums carry the matmul tolerance (2e-6 of their sums of |terms|); silu's slope is below 1.1.
-    const auto got = Host(out);
-    std::vector<float> gr(K), ur(K);
-    for (int64_t n = 0; n < 96; ++n) {
-      ref::DequantizeRow(g.m, n, gr.data());
-      ref::DequantizeRow(u.m, n, ur.data());
-      for (int64_t t = 0; t < T; ++t) {
-        double sg = 0, su = 0;
-        for (int64_t c = 0; c < K; ++c) {
-          sg += std::fabs(double{x[t * K + c]} * gr[c]);
-          su += std::fabs(double{x[t * K + c]} * ur[c]);
-        }
-        const double gv = a[t * 96 + n], uv = b[t * 96 + n];
-        const double tol = 2e-6 * (1.1 * sg * std::fabs(uv) + su * std::fabs(gv)) + 1e-5;
-        ASSERT_NEAR(got[t * 96 + n], want[t * 96 + n], tol) << "glu n " << n << " t " << t;
-      }
-    }
+    CheckMultiAndGlu(qkv, gate, up, T, {GluActivation::kSilu});
   }
 
   const std::vector<int32_t> tokens = {3, 0, 99, 3, 255};
@@ -360,7 +362,9 @@ TEST_F(CudaOpsTest, AttentionMatchesReferenceAcrossShapes) {
                                 AttnShape{28, 4, 20, 16, 0, 20, false, false}, AttnShape{4, 1, 96, 7, 0, 48, false, false},
                                 AttnShape{32, 1, 64, 16, 0, 64, true, false}, AttnShape{4, 2, 32, 16, 37, 32, false, true},
                                 AttnShape{2, 2, 8, 32, 300, 8, true, false}, AttnShape{8, 2, 256, 16, 0, 256, false, false},
-                                AttnShape{40, 10, 128, 16, 0, 128, false, false}}) {
+                                AttnShape{40, 10, 128, 16, 0, 128, false, false},
+                                // flash attention (bf16 steps of more than 64 rows): a window, GQA 7 with head size 80
+                                AttnShape{8, 2, 128, 16, 100, 128, false, false}, AttnShape{28, 4, 80, 16, 0, 80, true, false}}) {
       SCOPED_TRACE(testing::Message() << "bf16 " << bf16 << " heads " << sh.heads << " kv " << sh.kv_heads << " hd "
                                       << sh.head_dim << " block " << sh.block_tokens << " window " << sh.window);
       const int hd = sh.head_dim, q_dim = sh.heads * hd, kv_dim = sh.kv_heads * hd;

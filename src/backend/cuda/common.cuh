@@ -77,6 +77,15 @@ __device__ __forceinline__ float Act(Glu g, float v) {
   return 0.5f * v * (1.0f + tanhf(kC * (v + 0.044715f * v * v * v)));
 }
 
+// c += a b on tensor cores: mma.m16n8k16 with bf16 operands (a: the 16 x 16 A fragment, b: the 16 x 8 B
+// fragment, two bf16 per register) and f32 sums (c: the 16 x 8 accumulator fragment).
+__device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint2 b) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
 __host__ __device__ inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace pensieve::backend::cuda

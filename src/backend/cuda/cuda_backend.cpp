@@ -108,7 +108,7 @@ bool SameFormat(const MatRef& a, const MatRef& b) {
          GemvFast(a) == GemvFast(b) && a.tiled == b.tiled;
 }
 
-constexpr int64_t kDequantBytes = int64_t{64} << 20;  // f32 rows of one weight for the many-row path
+constexpr int64_t kSlabBytes = int64_t{64} << 20;  // bf16 rows of one weight for the many-row path
 constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
 constexpr int kMaxSplits = 64;         // key-range splits per attention tile
 constexpr int64_t kMaxSplitRows = 64;  // steps of more rows attend in one pass per tile
@@ -132,6 +132,9 @@ class CudaBackend final : public Backend {
     // PENSIEVE_CUDA_TILED=0 keeps 4-bit weights in their stored order (the SIMT decode kernel reads them).
     const char* tiled = std::getenv("PENSIEVE_CUDA_TILED");
     tiling_enabled_ = !(tiled && std::string(tiled) == "0");
+    // PENSIEVE_CUDA_FLASH=0 leaves prefill attention to the SIMT kernel (for comparisons).
+    const char* flash = std::getenv("PENSIEVE_CUDA_FLASH");
+    flash_enabled_ = !(flash && std::string(flash) == "0");
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
@@ -228,7 +231,7 @@ class CudaBackend final : public Backend {
   // tables, sample rows; then the growable per-token adjustments.
   struct StepLayout {
     int64_t rows = 0, logit_rows = 0, tables = 0, samples = 0;
-    int64_t o_tokens, o_pos, o_item, o_long, o_logit, o_tiles, o_tables, o_samples, o_adjust;
+    int64_t o_tokens, o_pos, o_item, o_long, o_logit, o_tiles, o_flash, o_tables, o_samples, o_adjust;
     int64_t adjust_capacity = 0;  // entries
     int64_t Bytes() const { return o_adjust * 4 + adjust_capacity * int64_t{sizeof(TokenAdjust)}; }
   };
@@ -246,6 +249,7 @@ class CudaBackend final : public Backend {
     l.o_long = o, o += l.rows;
     l.o_logit = o, o += l.logit_rows;
     l.o_tiles = o, o += 2 * l.rows;
+    l.o_flash = o, o += 2 * l.rows;
     l.o_tables = o, o += Align(l.tables, 4);
     l.o_samples = o, o += l.samples * static_cast<int64_t>(sizeof(SampleRowDev) / 4);
     l.o_adjust = Align(o, 4);
@@ -253,18 +257,27 @@ class CudaBackend final : public Backend {
     return l;
   }
 
-  int64_t WorkspaceBytes(const ScratchSpec& s) const override {
-    const StepLayout l = LayoutFor(s, 4096);
-    int64_t bytes = Align(l.Bytes());
-    bytes += Align(s.max_samples * s.vocab * 4);                         // sampler rows
-    bytes += Align(s.max_samples * int64_t{sizeof(SampleResult)});       // results
-    bytes += kDequantBytes + kCublasWorkspace;                           // many-row matmuls
-    if (s.max_rows > 8) bytes += 2 * Align(s.max_rows * s.max_cols * 4);  // their gate/up halves
-    bytes += Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);  // attention splits
-    bytes += Align(GreedyScratchBytes(l.samples));                     // greedy sampling
-    bytes += Align(TiledScratchBytes(s.max_cols));                     // tiled decode matmuls
-    return bytes;
+  // The workspace's parts in their order: one computation for the size query and the allocation.
+  struct WorkspacePlan {
+    int64_t step, sample, result, slab, cublas, x16, glu, split, greedy, tiled;
+    int64_t Total() const { return step + sample + result + slab + cublas + x16 + glu + split + greedy + tiled; }
+  };
+  WorkspacePlan PlanFor(const ScratchSpec& s, const StepLayout& l) const {
+    WorkspacePlan w;
+    w.step = Align(l.Bytes());
+    w.sample = Align(s.max_samples * s.vocab * 4);                    // sampler rows
+    w.result = Align(s.max_samples * int64_t{sizeof(SampleResult)});  // results
+    w.slab = kSlabBytes;                                               // many-row matmuls: a weight's bf16 slab,
+    w.cublas = kCublasWorkspace;                                       // cuBLAS,
+    w.x16 = Align(s.max_rows * s.max_cols * 2);                        // the input in bf16,
+    w.glu = 2 * Align(s.max_rows * s.max_cols * 4);                    // the gate/up halves
+    w.split = Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);   // attention splits
+    w.greedy = Align(GreedyScratchBytes(l.samples));                   // greedy sampling
+    w.tiled = Align(TiledScratchBytes(s.max_cols));                    // tiled decode matmuls
+    return w;
   }
+
+  int64_t WorkspaceBytes(const ScratchSpec& s) const override { return PlanFor(s, LayoutFor(s, 4096)).Total(); }
 
   void Reserve(const ScratchSpec& s) override {
     if (!(s.head_dim <= kMaxHeadDim))
@@ -272,37 +285,29 @@ class CudaBackend final : public Backend {
                   std::to_string(kMaxHeadDim) + " the attention kernel supports");
     spec_ = s;
     PrepareKernels();
+    PrepareFlashKernels();
     layout_ = LayoutFor(s, 4096);
-    const int64_t sample_bytes = Align(s.max_samples * s.vocab * 4);
-    const int64_t result_bytes = Align(s.max_samples * int64_t{sizeof(SampleResult)});
-    const int64_t glu_bytes = s.max_rows > 8 ? 2 * Align(s.max_rows * s.max_cols * 4) : 0;
-    const int64_t split_bytes = Align(kSplitSlots * s.n_heads * (s.head_dim + 2) * 4);
-    const int64_t step_bytes = Align(layout_.Bytes());
-    const int64_t greedy_bytes = Align(GreedyScratchBytes(layout_.samples));
-    const int64_t tiled_bytes = Align(TiledScratchBytes(s.max_cols));
-    const int64_t total = step_bytes + sample_bytes + result_bytes + kDequantBytes + kCublasWorkspace + glu_bytes +
-                          split_bytes + greedy_bytes + tiled_bytes;
+    const WorkspacePlan w = PlanFor(s, layout_);
     ClearGraphs();
     workspace_.reset();
-    workspace_ = Allocate(total, "workspace");
+    workspace_ = Allocate(w.Total(), "workspace");
     char* p = static_cast<char*>(workspace_->data());
-    step_dev_ = p, p += step_bytes;
-    sample_work_ = reinterpret_cast<float*>(p), p += sample_bytes;
-    results_dev_ = reinterpret_cast<SampleResult*>(p), p += result_bytes;
-    dequant_ = reinterpret_cast<float*>(p), p += kDequantBytes;
-    Check(cublasSetWorkspace(cublas_, p, kCublasWorkspace), "workspace");
-    p += kCublasWorkspace;
-    glu_gate_ = glu_bytes ? reinterpret_cast<float*>(p) : nullptr;
-    glu_up_ = glu_bytes ? reinterpret_cast<float*>(p + glu_bytes / 2) : nullptr;
-    p += glu_bytes;
-    partial_ = reinterpret_cast<float*>(p);
-    p += split_bytes;
-    greedy_scratch_ = p;
-    p += greedy_bytes;
-    gemv_scratch_ = {p, tiled_bytes};
-    Check(cudaMemsetAsync(greedy_scratch_, 0, static_cast<size_t>(greedy_bytes), stream_), "greedy scratch");
+    step_dev_ = p, p += w.step;
+    sample_work_ = reinterpret_cast<float*>(p), p += w.sample;
+    results_dev_ = reinterpret_cast<SampleResult*>(p), p += w.result;
+    slab_ = reinterpret_cast<uint16_t*>(p), p += w.slab;
+    Check(cublasSetWorkspace(cublas_, p, static_cast<size_t>(w.cublas)), "workspace");
+    p += w.cublas;
+    x16_ = reinterpret_cast<uint16_t*>(p), p += w.x16;
+    glu_gate_ = reinterpret_cast<float*>(p);
+    glu_up_ = reinterpret_cast<float*>(p + w.glu / 2);
+    p += w.glu;
+    partial_ = reinterpret_cast<float*>(p), p += w.split;
+    greedy_scratch_ = p, p += w.greedy;
+    gemv_scratch_ = {p, w.tiled};
+    Check(cudaMemsetAsync(greedy_scratch_, 0, static_cast<size_t>(w.greedy), stream_), "greedy scratch");
     for (auto& h : step_host_) h.Resize(layout_.Bytes());
-    results_host_.Resize(result_bytes);
+    results_host_.Resize(w.result);
     SetView();
   }
 
@@ -326,22 +331,27 @@ class CudaBackend final : public Backend {
     step_next_ ^= 1;
     Check(cudaEventSynchronize(step_done_[i]), "step upload wait");
     auto* h = static_cast<int32_t*>(step_host_[i].p);
-    // Tiles for attention: runs of rows of one item, in pieces of as many rows as fit kTilePairs pairs.
-    const int heads_per_tile = std::min(spec_.gqa_group, kTilePairs);
-    const int rows_per_tile = std::max(1, kTilePairs / heads_per_tile);
-    int64_t tiles = 0;
-    for (int64_t t0 = 0; t0 < T;) {
-      int64_t t1 = t0 + 1;
-      // Padding rows (item -1) are tiles of their own, so a padded step always has as many tiles as rows.
-      while (t1 < T && t1 - t0 < rows_per_tile && plan.row_item[t0] >= 0 && plan.row_item[t1] == plan.row_item[t0]) ++t1;
-      h[layout_.o_tiles + 2 * tiles] = static_cast<int32_t>(t0);
-      h[layout_.o_tiles + 2 * tiles + 1] = static_cast<int32_t>(t1 - t0);
-      ++tiles;
-      t0 = t1;
-    }
+    // Attention work units: runs of rows of one item, in pieces of at most `most` rows (the SIMT kernel: as
+    // many rows as fit kTilePairs pairs; flash attention, in prefill steps: FlashTileRows).
+    const auto tile = [&](int64_t most, int64_t offset) {
+      int64_t n = 0;
+      for (int64_t t0 = 0; t0 < T; ++n) {
+        int64_t t1 = t0 + 1;
+        // Padding rows (item -1) are tiles of their own, so a padded step always has as many tiles as rows.
+        while (t1 < T && t1 - t0 < most && plan.row_item[t0] >= 0 && plan.row_item[t1] == plan.row_item[t0]) ++t1;
+        h[offset + 2 * n] = static_cast<int32_t>(t0);
+        h[offset + 2 * n + 1] = static_cast<int32_t>(t1 - t0);
+        t0 = t1;
+      }
+      return n;
+    };
+    const int64_t tiles = tile(std::max(1, kTilePairs / std::min(spec_.gqa_group, kTilePairs)), layout_.o_tiles);
+    const bool flash = flash_enabled_ && T > kMaxSplitRows && FlashSupports(spec_.head_dim, spec_.gqa_group, true);
+    const int64_t flash_tiles = flash ? tile(FlashTileRows(spec_.gqa_group), layout_.o_flash) : 0;
     h[0] = static_cast<int32_t>(T);
     h[1] = static_cast<int32_t>(plan.table_stride);
     h[2] = static_cast<int32_t>(tiles);
+    h[3] = static_cast<int32_t>(flash_tiles);
     std::copy(plan.tokens.begin(), plan.tokens.end(), h + layout_.o_tokens);
     std::copy(plan.pos.begin(), plan.pos.end(), h + layout_.o_pos);
     std::copy(plan.row_item.begin(), plan.row_item.end(), h + layout_.o_item);
@@ -378,7 +388,7 @@ class CudaBackend final : public Backend {
         ++m;
       }
     }
-    // Only what is used: the rows and the used part of the block tables; the sample rows with their
+    // Only what is used: the rows, tiles and the used part of the block tables; the sample rows with their
     // adjustments; the masks when there are any.
     const int64_t head = (layout_.o_tables + static_cast<int64_t>(plan.block_tables.size())) * 4;
     const int64_t tail_begin = layout_.o_samples * 4;
@@ -395,6 +405,7 @@ class CudaBackend final : public Backend {
     if (m > 0) Check(cudaStreamSynchronize(stream_), "mask upload");  // masks_host_ is a single buffer
     T_ = T;
     tiles_ = tiles;
+    flash_tiles_ = flash_tiles;
     logit_rows_ = static_cast<int64_t>(plan.logit_rows.size());
     samples_ = static_cast<int64_t>(plan.samples.size());
   }
@@ -471,8 +482,9 @@ class CudaBackend final : public Backend {
     if (x.rows <= kGemvChunkRows * 2 && SameFormat(gate, up)) return Products(x, o, false, g, out.data);
     // Many rows: both halves through cuBLAS into scratch, then the activation.
     const Tensor gt{glu_gate_, x.rows, gate.rows}, ut{glu_up_, x.rows, up.rows};
-    ManyRows(x, gate, o[0].bias, gt.data, false);
-    ManyRows(x, up, o[1].bias, ut.data, false);
+    const uint16_t* x16 = Bf16Input(x, o);
+    ManyRows(x, x16, gate, o[0].bias, gt.data, false);
+    ManyRows(x, x16, up, o[1].bias, ut.data, false);
     LaunchGluAct(g, gt.data, ut.data, out.size(), out.data, stream_);
     Post("glu");
   }
@@ -504,8 +516,18 @@ class CudaBackend final : public Backend {
     a.layer = args.layer, a.n_heads = args.n_heads, a.n_kv_heads = args.n_kv_heads, a.head_dim = args.head_dim;
     a.scale = args.scale;
     a.window = args.window;
-    a.tiles = static_cast<int>(tiles_);
+    a.T = T_;
+    const KvView& view = static_cast<const CudaKv&>(kv).view();
     const int group = args.n_heads / args.n_kv_heads;
+    // The step's flash tiles hold FlashTileRows(spec_.gqa_group) tokens: as many as fit this layer's group too.
+    if (flash_tiles_ > 0 && FlashSupports(args.head_dim, group, view.bf16) &&
+        FlashTileRows(spec_.gqa_group) <= FlashTileRows(group)) {
+      a.tiles = static_cast<int>(flash_tiles_);
+      LaunchFlashAttention(a, view_, view, stream_);
+      Post("flash attention");
+      return;
+    }
+    a.tiles = static_cast<int>(tiles_);
     a.heads_per_tile = std::min(group, kTilePairs);
     const int64_t blocks = tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile);
     // Few blocks (decode): room to split each tile's keys so that every multiprocessor has work at long
@@ -513,8 +535,7 @@ class CudaBackend final : public Backend {
     const int64_t most = std::min<int64_t>(kMaxSplits, kSplitSlots / std::max<int64_t>(T_, 1));
     a.splits = T_ <= kMaxSplitRows ? static_cast<int>(std::clamp<int64_t>((4 * sms_ + blocks - 1) / blocks, 1, most)) : 1;
     a.partial = partial_;
-    a.T = T_;
-    LaunchAttention(a, view_, static_cast<const CudaKv&>(kv).view(), stream_);
+    LaunchAttention(a, view_, view, stream_);
     Post("attention");
   }
 
@@ -571,27 +592,47 @@ class CudaBackend final : public Backend {
       Post("gemv");
       return;
     }
-    for (const GemvOut& o : outs) ManyRows(x, o.w, o.bias, o.y, accumulate);
+    const uint16_t* x16 = Bf16Input(x, outs);
+    for (const GemvOut& o : outs) ManyRows(x, x16, o.w, o.bias, o.y, accumulate);
   }
 
-  // y[T, N] (=|+=) x[T, K] W[N, K]^T (+ bias) through cuBLAS in f32: f32 weights directly, others dequantized
-  // a slab of rows at a time.
-  void ManyRows(Tensor x, const MatRef& w, const float* bias, float* y, bool accumulate) {
+  static bool F32(const MatRef& w) { return w.kind == MatRef::Kind::kFloat && w.type == FloatType::kF32; }
+
+  // x rounded to bf16 in x16_ when some weight of `outs` is not f32 (once for all of them), else null.
+  const uint16_t* Bf16Input(Tensor x, std::span<const GemvOut> outs) {
+    if (std::all_of(outs.begin(), outs.end(), [](const GemvOut& o) { return F32(o.w); })) return nullptr;
+    LaunchToBf16(x.data, x.size(), x16_, stream_);
+    return x16_;
+  }
+
+  // y[T, N] (=|+=) x[T, K] W[N, K]^T (+ bias) through cuBLAS: f32 weights in f32, every other format on tensor
+  // cores from bf16 operands (x16: x in bf16) with f32 sums; bf16 weights are read in place, the others are
+  // expanded to bf16 a slab of rows at a time (a multiple of 16 rows: tiled weights expand whole tiles).
+  void ManyRows(Tensor x, const uint16_t* x16, const MatRef& w, const float* bias, float* y, bool accumulate) {
     const int64_t T = x.rows, K = w.cols, N = w.rows;
     const float one = 1.0f, zero = 0.0f;
     const float* beta = accumulate ? &one : &zero;
-    const bool direct = w.kind == MatRef::Kind::kFloat && w.type == FloatType::kF32;
-    const int64_t slab = direct ? N : std::max<int64_t>(1, std::min<int64_t>(N, kDequantBytes / 4 / K));
-    for (int64_t r0 = 0; r0 < N; r0 += slab) {
-      const int64_t n = std::min(slab, N - r0);
-      const float* a = static_cast<const float*>(w.data) + r0 * K;
-      if (!direct) {
-        LaunchDequant(w, r0, n, dequant_, stream_);
-        a = dequant_;
-      }
-      Check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(T), static_cast<int>(K),
-                        &one, a, static_cast<int>(K), x.data, static_cast<int>(x.cols), beta, y + r0, static_cast<int>(N)),
+    if (F32(w)) {
+      Check(cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(T), static_cast<int>(K),
+                        &one, static_cast<const float*>(w.data), static_cast<int>(K), x.data, static_cast<int>(x.cols),
+                        beta, y, static_cast<int>(N)),
             "sgemm");
+    } else {
+      const bool direct = w.kind == MatRef::Kind::kFloat && w.type == FloatType::kBF16;
+      const int64_t slab = direct ? N : std::max<int64_t>(16, kSlabBytes / 2 / K / 16 * 16);
+      for (int64_t r0 = 0; r0 < N; r0 += slab) {
+        const int64_t n = std::min(slab, N - r0);
+        const uint16_t* a = static_cast<const uint16_t*>(w.data) + r0 * K;
+        if (!direct) {
+          LaunchDequantBf16(w, r0, n, slab_, stream_);
+          a = slab_;
+        }
+        Check(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(T),
+                           static_cast<int>(K), &one, a, CUDA_R_16BF, static_cast<int>(K), x16, CUDA_R_16BF,
+                           static_cast<int>(K), beta, y + r0, CUDA_R_32F, static_cast<int>(N), CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT),
+              "gemm");
+      }
     }
     if (bias) LaunchBiasAdd(y, bias, T, N, stream_);
     Post("matmul");
@@ -606,6 +647,7 @@ class CudaBackend final : public Backend {
     view_.long_rope = base + layout_.o_long;
     view_.logit_rows = base + layout_.o_logit;
     view_.tiles = base + layout_.o_tiles;
+    view_.flash_tiles = base + layout_.o_flash;
     view_.tables = base + layout_.o_tables;
     sample_rows_ = reinterpret_cast<const SampleRowDev*>(base + layout_.o_samples);
     adjust_dev_ = reinterpret_cast<const TokenAdjust*>(base + layout_.o_adjust);
@@ -666,7 +708,8 @@ class CudaBackend final : public Backend {
   float* sample_work_ = nullptr;
   SampleResult* results_dev_ = nullptr;
   Pinned results_host_;
-  float* dequant_ = nullptr;
+  uint16_t* slab_ = nullptr;  // bf16 bits
+  uint16_t* x16_ = nullptr;
   float* glu_gate_ = nullptr;
   float* glu_up_ = nullptr;
   float* partial_ = nullptr;
@@ -674,11 +717,12 @@ class CudaBackend final : public Backend {
   GemvScratch gemv_scratch_;
   bool simple_greedy_ = false;  // every sample of the step is plain greedy (the fast kernel)
 
-  int64_t T_ = 0, tiles_ = 0, logit_rows_ = 0, samples_ = 0;
+  int64_t T_ = 0, tiles_ = 0, flash_tiles_ = 0, logit_rows_ = 0, samples_ = 0;
   std::map<uint64_t, cudaGraphExec_t> graphs_;
   std::map<uint64_t, bool> uncapturable_;
   bool graphs_enabled_ = true;
   bool tiling_enabled_ = true;
+  bool flash_enabled_ = true;
 };
 
 }  // namespace

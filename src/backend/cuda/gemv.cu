@@ -410,43 +410,4 @@ void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accum
   return LaunchFormat<Fmt::kA8>(p, is_glu, stream);
 }
 
-// ---- dequantization and elementwise helpers of the many-row path (cuBLAS does the products)
-
-namespace {
-
-__global__ void DequantKernel(MatRef w, int64_t row0, int64_t rows, float* out) {
-  const int64_t n = rows * w.cols;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    out[i] = WeightAt(w, row0 + i / w.cols, i % w.cols);
-  }
-}
-
-__global__ void BiasAddKernel(float* y, const float* bias, int64_t rows, int64_t cols) {
-  const int64_t n = rows * cols;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    y[i] += bias[i % cols];
-}
-
-__global__ void GluActKernel(Glu act, const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = Act(act, gate[i]) * up[i];
-}
-
-unsigned GridFor(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(CeilDiv(n, 256), 132 * 16)); }
-
-}  // namespace
-
-void LaunchDequant(const MatRef& w, int64_t row0, int64_t rows, float* out, cudaStream_t stream) {
-  DequantKernel<<<GridFor(rows * w.cols), 256, 0, stream>>>(w, row0, rows, out);
-}
-void LaunchBiasAdd(float* y, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
-  BiasAddKernel<<<GridFor(rows * cols), 256, 0, stream>>>(y, bias, rows, cols);
-}
-void LaunchGluAct(Glu act, const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream) {
-  GluActKernel<<<GridFor(n), 256, 0, stream>>>(act, gate, up, n, out);
-}
-
 }  // namespace pensieve::backend::cuda

@@ -55,13 +55,6 @@ struct TiledParams {
   bool f16;  // scales/biases f16 (else bf16)
 };
 
-__device__ __forceinline__ void Mma(float (&c)[4], const uint32_t (&a)[4], uint2 b) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-}
-
 // The four A registers of one MMA from its 32-bit word: nibble p (p = 0..3) and p + 4 as 128 + q in bf16.
 __device__ __forceinline__ void Operands(uint32_t word, uint32_t (&a)[4]) {
   a[0] = (word & 0x000F000Fu) | 0x43004300u;

@@ -12,13 +12,14 @@ namespace pensieve::backend::cuda {
 
 // The step metadata in device memory, at fixed addresses for the life of the backend (recorded graphs read it).
 struct StepView {
-  const int32_t* header = nullptr;     // [0] rows T, [1] block-table stride, [2] attention tiles
+  const int32_t* header = nullptr;     // [0] rows T, [1] block-table stride, [2] attention tiles, [3] flash tiles
   const int32_t* tokens = nullptr;     // [T]
   const int32_t* pos = nullptr;        // [T]
   const int32_t* row_item = nullptr;   // [T] (-1: padding row)
   const int32_t* long_rope = nullptr;  // [T] 0/1
   const int32_t* logit_rows = nullptr; // [logit rows]
   const int32_t* tiles = nullptr;      // [tiles][2]: first row, rows (attention work units, one item each)
+  const int32_t* flash_tiles = nullptr;  // [flash tiles][2]: the same for flash attention (prefill steps)
   const int32_t* tables = nullptr;     // [items][stride]
 };
 
@@ -64,8 +65,11 @@ void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accum
                 GemvScratch scratch, cudaStream_t stream);
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
                      void* scratch, int64_t scratch_bytes, cudaStream_t stream);
-// out[r - row0, :] = W[r, :] as f32 for r in [row0, row0 + rows).
-void LaunchDequant(const MatRef& w, int64_t row0, int64_t rows, float* out, cudaStream_t stream);
+// The many-row path (dequant.cu): out[r - row0, :] = W[r, :] rounded to bf16 (stored as its 16 bits) for r in
+// [row0, row0 + rows); tiled weights need row0 and rows multiples of 16.
+void LaunchDequantBf16(const MatRef& w, int64_t row0, int64_t rows, uint16_t* out, cudaStream_t stream);
+// out[i] = x[i] rounded to bf16, for i < n.
+void LaunchToBf16(const float* x, int64_t n, uint16_t* out, cudaStream_t stream);
 void LaunchBiasAdd(float* y, const float* bias, int64_t rows, int64_t cols, cudaStream_t stream);
 void LaunchGluAct(Glu act, const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 
@@ -107,6 +111,14 @@ constexpr int kMaxHeadDim = 256;
 // kernel's shared-memory limit.
 void PrepareKernels();
 void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStream_t stream);
+
+// Prefill attention on tensor cores (flash_attention.cu) for the shapes FlashSupports accepts: bf16 KV, head
+// sizes 64, 80, 96 or 128, a query-head group of at most 64. Its work units are flash tiles: runs of at most
+// FlashTileRows(group) rows of one item; a.tiles says how many the step carries, and splits are not used.
+bool FlashSupports(int head_dim, int group, bool kv_bf16);
+int FlashTileRows(int group);
+void PrepareFlashKernels();
+void LaunchFlashAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStream_t stream);
 
 // ---- sampling
 struct SampleRowDev {
