@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -39,8 +40,9 @@ struct ServeArgs {
   int max_queue = 64;
   int max_running = 16;
   int max_prompt_tokens = 0;
+  int prefill_chunk = 0;  // 0: by device (see RegisterServe)
   DeviceFlags device;
-  int kv_mib = 1024;
+  int kv_mib = 0;  // 0: by device (see RegisterServe)
   bool quiet = false;
   std::string log_prompts;
 };
@@ -70,9 +72,14 @@ void Serve(const ServeArgs& a) {
   const ModelSource src = ResolveModelSource(a.model);  // no --model: the built-in demo model
   std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
   const std::string backend_name = backend->Name();
+  const bool gpu = !backend->HostMemory();
+  // A GPU prefills fastest in large chunks (its matmuls are compute-bound from a few hundred rows on and each
+  // chunk expands the quantized weights once); a CPU keeps decode steps short with small ones.
+  const int chunk = a.prefill_chunk > 0 ? a.prefill_chunk : gpu ? 2048 : 256;
   model::LoadOptions lo;
+  lo.max_batch_tokens = std::max(lo.max_batch_tokens, chunk + a.max_running);
   lo.max_context = a.ctx;
-  lo.kv_budget_bytes = static_cast<int64_t>(a.kv_mib) << 20;
+  lo.kv_budget_bytes = a.kv_mib > 0 ? static_cast<int64_t>(a.kv_mib) << 20 : gpu ? 0 : int64_t{1} << 30;
   lo.threads = a.device.threads;
   auto model = LoadModel(src, *backend, lo);
   std::unique_ptr<Tokenizer> tokenizer = LoadTokenizer(src.dir);
@@ -98,6 +105,8 @@ void Serve(const ServeArgs& a) {
   engine::EngineOptions eo;
   eo.max_queue = a.max_queue;
   eo.max_running = a.max_running;
+  eo.prefill_chunk = chunk;
+  eo.warm_up = gpu;
   std::unique_ptr<engine::Engine> engine = engine::StartLocalEngine(std::move(model), eo, std::move(backend));
 
   api::ChatPipeline pipeline(
@@ -165,8 +174,16 @@ void RegisterServe(CLI::App& app) {
                   "Longest prompt accepted, in tokens; longer ones get a 400 (0: the context length)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()))
       ->capture_default_str();
+  cmd->add_option("--prefill-chunk", args->prefill_chunk,
+                  "Prompt tokens per engine step, over all prefilling requests (0: 2048 on a GPU, 256 on the CPU)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   AddDeviceFlags(cmd, &args->device);
-  cmd->add_option("--kv-mib", args->kv_mib, "KV cache pool size in MiB")->capture_default_str();
+  cmd->add_option("--kv-mib", args->kv_mib,
+                  "KV cache pool size in MiB (0: on a GPU nine tenths of what is free after the weights, up to 64 "
+                  "full contexts; 1024 on the CPU)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()))
+      ->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No per-request log lines");
   cmd->add_option("--log-prompts", args->log_prompts,
                   "Append each generation request's rendered prompt and token ids to FILE (JSON lines)");

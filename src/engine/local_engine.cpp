@@ -88,7 +88,25 @@ class LocalEngine final : public Engine {
     results_.resize(opts_.max_running);
     prefill_order_.reserve(opts_.max_running);
     stats_.kv_blocks_total = static_cast<size_t>(total_blocks_);
+    if (opts_.warm_up) WarmUp();
     thread_ = std::thread([this] { Run(); });
+  }
+
+  void WarmUp() {
+    const int64_t n = std::min<int64_t>({opts_.prefill_chunk, int64_t{context_} - 1, total_blocks_ * block_tokens_ - 1});
+    if (n < 1) return;
+    const int s = seqs_->New();
+    const std::vector<int32_t> prompt(n, 0);
+    int32_t next = 0;
+    backend::SampleRow row;
+    row.params.temperature = 0.0f;
+    backend::SampleResult out;
+    for (std::span<const int32_t> tokens : {std::span<const int32_t>(prompt), std::span<const int32_t>(&next, 1)}) {
+      const Sequences::Item item{s, tokens, model::Logits::kLast};
+      seqs_->Forward(std::span(&item, 1), std::span(&row, 1), std::span(&out, 1));
+      next = out.id;
+    }
+    seqs_->Free(s);
   }
 
   ~LocalEngine() override {

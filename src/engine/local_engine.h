@@ -32,6 +32,10 @@ struct EngineOptions {
   int prefill_chunk = 256;   // prompt tokens per step, over all prefilling sequences
   int prefix_cache_entries = 8;  // finished sequences kept for prefix reuse (0: off); bounded by the model's
                                  // max_sequences - max_running
+  // Before taking requests, run one prefill chunk and one decode step on a scratch sequence, so that the first
+  // request does not pay for the backend's first use of each kernel and matrix shape (on a GPU: cuBLAS's
+  // choices, module loading, the first recording of the decode step; about 100 ms).
+  bool warm_up = false;
 };
 
 // Starts the engine thread. The engine owns the model, and the backend when given (destroyed after the

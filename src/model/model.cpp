@@ -51,7 +51,6 @@ Sizes ComputeSizes(const ModelConfig& c, ModelWeights& host, backend::Backend& b
   s.kv.block_tokens = std::max(1, opts.kv_block_tokens);
   const int64_t block_bytes = int64_t{s.kv.layers} * 2 * s.kv.block_tokens * s.kv.kv_dim() *
                               static_cast<int64_t>(backend::FloatTypeSize(s.kv_type));
-  s.kv.blocks = std::max<int64_t>(1, opts.kv_budget_bytes / block_bytes);
 
   const int64_t H = c.hidden_size, I = c.intermediate_size, Q = c.q_dim(), KV = c.kv_dim(), V = c.vocab_size;
   s.spec.max_rows = s.max_rows;
@@ -67,9 +66,17 @@ Sizes ComputeSizes(const ModelConfig& c, ModelWeights& host, backend::Backend& b
   s.activation_floats = s.max_rows * (2 * H + 2 * Q + 2 * KV + I) + s.logit_cap * (H + V);
 
   s.memory.weights = be.HostMemory() ? 0 : UploadBytes(host);
-  s.memory.kv_pool = s.kv.blocks * block_bytes;
   s.memory.activations = s.activation_floats * int64_t{sizeof(float)};
   s.memory.workspace = be.WorkspaceBytes(s.spec);
+  int64_t budget = opts.kv_budget_bytes;
+  if (budget <= 0) {  // auto: nine tenths of what is free once the rest is in, up to max_items full contexts
+    const int64_t free = be.Memory().free_bytes;
+    const int64_t rest = s.memory.weights + s.memory.activations + s.memory.workspace;
+    const int64_t full = s.max_items * ((s.max_context + s.kv.block_tokens - 1) / s.kv.block_tokens) * block_bytes;
+    budget = std::min(free / 10 * 9 - rest, full);
+  }
+  s.kv.blocks = std::max<int64_t>(1, budget / block_bytes);
+  s.memory.kv_pool = s.kv.blocks * block_bytes;
   return s;
 }
 

@@ -24,7 +24,9 @@
 namespace pensieve::model {
 
 struct LoadOptions {
-  int64_t kv_budget_bytes = int64_t{1} << 30;  // KV pool size
+  // KV pool size; <= 0: nine tenths of the memory the backend has free once weights, activations and workspace
+  // are counted, at most max_sequences full contexts (the memory guard still refuses a model that leaves none).
+  int64_t kv_budget_bytes = int64_t{1} << 30;
   int kv_block_tokens = 16;
   int max_batch_tokens = 512;   // rows per forward chunk (activation buffers)
   int max_sequences = 64;       // items per call (and live sequences the engine keeps)

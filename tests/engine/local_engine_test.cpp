@@ -135,6 +135,23 @@ TEST(LocalEngineTest, GreedyMatchesReferenceOneAtATime) {
   EXPECT_LE(engine->Stats().kv_blocks_used, engine->Stats().kv_blocks_cached);
 }
 
+// The start-up warm-up (a prefill chunk and a decode step on a scratch sequence) leaves nothing behind: no
+// blocks held, nothing offered as a cached prefix, and the same greedy tokens.
+TEST(LocalEngineTest, WarmUpLeavesTheEngineAsNew) {
+  PENSIEVE_REQUIRE_SHARED();
+  auto cases = LoadCases();
+  EngineOptions o;
+  o.warm_up = true;
+  o.prefill_chunk = 48;
+  auto engine = Start(o);
+  EXPECT_EQ(engine->Stats().kv_blocks_used, 0u);
+  Collector col;
+  engine->Submit(Greedy(cases[0].prompt, static_cast<int>(cases[0].continuation.size())), col.MakeSink());
+  const Finish f = col.Wait();
+  EXPECT_EQ(f.cached_prompt_tokens, 0);
+  EXPECT_EQ(col.tokens, cases[0].continuation);
+}
+
 TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
   PENSIEVE_REQUIRE_SHARED();
   auto cases = LoadCases();

@@ -150,6 +150,21 @@ TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
   EXPECT_EQ(seqs.Length(seq), 0);
 }
 
+// kv_budget_bytes <= 0 sizes the pool from the free memory, at most max_sequences full contexts (here the cap:
+// a small model leaves far more than that free).
+TEST(DecoderSizingTest, AutomaticKvPoolHoldsFullContextsWhenTheyFit) {
+  auto dir = test::TempDir("kv_auto");
+  test::WriteRandomModel(dir, {});
+  backend::cpu::CpuBackend cpu(1);
+  LoadOptions o;
+  o.kv_budget_bytes = 0;
+  o.max_sequences = 3;
+  o.max_context = 100;
+  o.kv_block_tokens = 16;
+  auto m = Model::Load(dir, cpu, o);
+  EXPECT_EQ(m->kv_blocks(), 3 * 7);  // ceil(100 / 16) blocks per context
+}
+
 TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
   auto dir = test::TempDir("missing");
   RandomModelSpec s;
