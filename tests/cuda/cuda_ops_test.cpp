@@ -3,8 +3,8 @@
 // kernel switch (decode kernel, chunked decode kernel, cuBLAS), residual accumulation and biases, several
 // outputs in one launch, the gated MLP; RMSNorm; embeddings; q/k norm + rope + KV store + paged attention for
 // odd shapes (one KV head, 32 query heads per KV head, GQA 7, head sizes 8 to 256, windows, longrope, cached
-// prefixes, decode rows, padding rows), through the SIMT kernel and, for bf16 steps of more than 64 rows of the
-// head sizes it takes, flash attention. Skips cleanly without a usable GPU.
+// prefixes, decode rows, padding rows), through the SIMT kernel (f32 KV, head sizes and groups flash attention
+// does not take) and flash attention (bf16 KV: the prefill steps and, with key-range splits, the decode rows). Skips cleanly without a usable GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -37,7 +37,9 @@ class CudaOpsTest : public ::testing::Test {
     spec.vocab = 256;
     spec.max_table_width = 1024;
     spec.head_dim = 256;
-    spec.gqa_group = 32;
+    // The largest group the tiles are cut for (flash attention's decode blocks take 16 (row, head) pairs);
+    // shapes with more heads per KV head run the SIMT kernel.
+    spec.gqa_group = 16;
     spec.n_heads = 40;
     be_->Reserve(spec);
   }

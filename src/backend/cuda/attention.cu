@@ -270,6 +270,10 @@ void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStr
   } else {
     AttentionKernel<false><<<grid, kWarps * 32, smem, stream>>>(a, step, kv);
   }
+  LaunchCombine(a, stream);
+}
+
+void LaunchCombine(const AttentionLaunch& a, cudaStream_t stream) {
   if (a.splits > kCombineThreads) throw Error("cuda attention: more key-range splits than the combine step takes");
   if (a.splits > 1) CombineKernel<<<static_cast<unsigned>(a.T * a.n_heads), kCombineThreads, 0, stream>>>(a);
 }

@@ -108,7 +108,7 @@ bool SameFormat(const MatRef& a, const MatRef& b) {
          GemvFast(a) == GemvFast(b) && a.tiled == b.tiled;
 }
 
-constexpr int64_t kSlabBytes = int64_t{64} << 20;  // bf16 rows of one weight for the many-row path
+constexpr int64_t kSlabBytes = int64_t{64} << 20;  // bf16 rows of one weight for the many-row path (default)
 constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
 constexpr int kMaxSplits = 64;         // key-range splits per attention tile
 constexpr int64_t kMaxSplitRows = 64;  // steps of more rows attend in one pass per tile
@@ -132,9 +132,11 @@ class CudaBackend final : public Backend {
     // PENSIEVE_CUDA_TILED=0 keeps 4-bit weights in their stored order (the SIMT decode kernel reads them).
     const char* tiled = std::getenv("PENSIEVE_CUDA_TILED");
     tiling_enabled_ = !(tiled && std::string(tiled) == "0");
-    // PENSIEVE_CUDA_FLASH=0 leaves prefill attention to the SIMT kernel (for comparisons).
+    // PENSIEVE_CUDA_FLASH=0 leaves attention to the SIMT kernel (for comparisons).
     const char* flash = std::getenv("PENSIEVE_CUDA_FLASH");
     flash_enabled_ = !(flash && std::string(flash) == "0");
+    // PENSIEVE_CUDA_SLAB_MIB sets the many-row path's bf16 slab (for measurements; 1 to 1024).
+    if (const char* slab = std::getenv("PENSIEVE_CUDA_SLAB_MIB")) slab_bytes_ = int64_t{std::clamp(std::atoi(slab), 1, 1024)} << 20;
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
@@ -267,7 +269,7 @@ class CudaBackend final : public Backend {
     w.step = Align(l.Bytes());
     w.sample = Align(s.max_samples * s.vocab * 4);                    // sampler rows
     w.result = Align(s.max_samples * int64_t{sizeof(SampleResult)});  // results
-    w.slab = kSlabBytes;                                               // many-row matmuls: a weight's bf16 slab,
+    w.slab = slab_bytes_;                                              // many-row matmuls: a weight's bf16 slab,
     w.cublas = kCublasWorkspace;                                       // cuBLAS,
     w.x16 = Align(s.max_rows * s.max_cols * 2);                        // the input in bf16,
     w.glu = 2 * Align(s.max_rows * s.max_cols * 4);                    // the gate/up halves
@@ -332,7 +334,7 @@ class CudaBackend final : public Backend {
     Check(cudaEventSynchronize(step_done_[i]), "step upload wait");
     auto* h = static_cast<int32_t*>(step_host_[i].p);
     // Attention work units: runs of rows of one item, in pieces of at most `most` rows (the SIMT kernel: as
-    // many rows as fit kTilePairs pairs; flash attention, in prefill steps: FlashTileRows).
+    // many rows as fit kTilePairs pairs; flash attention: FlashTileRows of a prefill or a decode step).
     const auto tile = [&](int64_t most, int64_t offset) {
       int64_t n = 0;
       for (int64_t t0 = 0; t0 < T; ++n) {
@@ -346,8 +348,8 @@ class CudaBackend final : public Backend {
       return n;
     };
     const int64_t tiles = tile(std::max(1, kTilePairs / std::min(spec_.gqa_group, kTilePairs)), layout_.o_tiles);
-    const bool flash = flash_enabled_ && T > kMaxSplitRows && FlashSupports(spec_.head_dim, spec_.gqa_group, true);
-    const int64_t flash_tiles = flash ? tile(FlashTileRows(spec_.gqa_group), layout_.o_flash) : 0;
+    const int flash_rows = flash_enabled_ ? FlashTileRows(spec_.gqa_group, T <= kMaxSplitRows) : 0;
+    const int64_t flash_tiles = flash_rows > 0 ? tile(flash_rows, layout_.o_flash) : 0;
     h[0] = static_cast<int32_t>(T);
     h[1] = static_cast<int32_t>(plan.table_stride);
     h[2] = static_cast<int32_t>(tiles);
@@ -519,22 +521,28 @@ class CudaBackend final : public Backend {
     a.T = T_;
     const KvView& view = static_cast<const CudaKv&>(kv).view();
     const int group = args.n_heads / args.n_kv_heads;
-    // The step's flash tiles hold FlashTileRows(spec_.gqa_group) tokens: as many as fit this layer's group too.
-    if (flash_tiles_ > 0 && FlashSupports(args.head_dim, group, view.bf16) &&
-        FlashTileRows(spec_.gqa_group) <= FlashTileRows(group)) {
+    // Few blocks (decode): room to split each tile's keys so that every multiprocessor has work at long
+    // contexts (the kernels use as many splits as the current length fills).
+    const bool decode = T_ <= kMaxSplitRows;
+    const int64_t most = std::min<int64_t>(kMaxSplits, kSplitSlots / std::max<int64_t>(T_, 1));
+    const auto splits_for = [&](int64_t blocks) {
+      return decode ? static_cast<int>(std::clamp<int64_t>((4 * sms_ + blocks - 1) / blocks, 1, most)) : 1;
+    };
+    a.partial = partial_;
+    // The step's flash tiles hold FlashTileRows(spec_.gqa_group) rows: as many as fit this layer's group too.
+    if (flash_tiles_ > 0 && FlashSupports(args.head_dim, group, view.bf16, decode) &&
+        FlashTileRows(spec_.gqa_group, decode) <= FlashTileRows(group, decode)) {
       a.tiles = static_cast<int>(flash_tiles_);
-      LaunchFlashAttention(a, view_, view, stream_);
+      // Decode: enough splits to fill one wave of resident blocks (a second, partial wave would double the time).
+      const int64_t blocks = flash_tiles_ * args.n_kv_heads;
+      a.splits = decode ? static_cast<int>(std::clamp<int64_t>(FlashDecodeResidentBlocks(args.head_dim) * sms_ / blocks, 1, most)) : 1;
+      LaunchFlashAttention(a, decode, view_, view, stream_);
       Post("flash attention");
       return;
     }
     a.tiles = static_cast<int>(tiles_);
     a.heads_per_tile = std::min(group, kTilePairs);
-    const int64_t blocks = tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile);
-    // Few blocks (decode): room to split each tile's keys so that every multiprocessor has work at long
-    // contexts (the kernel uses as many splits as the current length fills).
-    const int64_t most = std::min<int64_t>(kMaxSplits, kSplitSlots / std::max<int64_t>(T_, 1));
-    a.splits = T_ <= kMaxSplitRows ? static_cast<int>(std::clamp<int64_t>((4 * sms_ + blocks - 1) / blocks, 1, most)) : 1;
-    a.partial = partial_;
+    a.splits = splits_for(tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile));
     LaunchAttention(a, view_, view, stream_);
     Post("attention");
   }
@@ -619,7 +627,7 @@ class CudaBackend final : public Backend {
             "sgemm");
     } else {
       const bool direct = w.kind == MatRef::Kind::kFloat && w.type == FloatType::kBF16;
-      const int64_t slab = direct ? N : std::max<int64_t>(16, kSlabBytes / 2 / K / 16 * 16);
+      const int64_t slab = direct ? N : std::max<int64_t>(16, slab_bytes_ / 2 / K / 16 * 16);
       for (int64_t r0 = 0; r0 < N; r0 += slab) {
         const int64_t n = std::min(slab, N - r0);
         const uint16_t* a = static_cast<const uint16_t*>(w.data) + r0 * K;
@@ -723,6 +731,7 @@ class CudaBackend final : public Backend {
   bool graphs_enabled_ = true;
   bool tiling_enabled_ = true;
   bool flash_enabled_ = true;
+  int64_t slab_bytes_ = kSlabBytes;
 };
 
 }  // namespace

@@ -111,14 +111,21 @@ constexpr int kMaxHeadDim = 256;
 // kernel's shared-memory limit.
 void PrepareKernels();
 void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStream_t stream);
+// Merges a.splits > 1 partial results into a.out (nothing for one split).
+void LaunchCombine(const AttentionLaunch& a, cudaStream_t stream);
 
-// Prefill attention on tensor cores (flash_attention.cu) for the shapes FlashSupports accepts: bf16 KV, head
-// sizes 64, 80, 96 or 128, a query-head group of at most 64. Its work units are flash tiles: runs of at most
-// FlashTileRows(group) rows of one item; a.tiles says how many the step carries, and splits are not used.
-bool FlashSupports(int head_dim, int group, bool kv_bf16);
-int FlashTileRows(int group);
+// Attention on tensor cores (flash_attention.cu) for the shapes FlashSupports accepts: bf16 KV, head sizes 64,
+// 80, 96 or 128, a query-head group of at most 64 (16 for decode). Its work units are flash tiles: runs of at
+// most FlashTileRows(group, decode) rows of one item (0: a group too large); a.tiles says how many the step
+// carries. Prefill steps
+// (decode false) take 64 (row, head) pairs per block and no splits; decode steps take 16 pairs per block, the
+// four warps sharing each key tile, and a.splits key-range splits merged by LaunchCombine.
+bool FlashSupports(int head_dim, int group, bool kv_bf16, bool decode);
+int FlashTileRows(int group, bool decode);
 void PrepareFlashKernels();
-void LaunchFlashAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStream_t stream);
+// Decode blocks of this head size resident on one multiprocessor at once (splits are sized to one wave).
+int FlashDecodeResidentBlocks(int head_dim);
+void LaunchFlashAttention(const AttentionLaunch& a, bool decode, StepView step, KvView kv, cudaStream_t stream);
 
 // ---- sampling
 struct SampleRowDev {
