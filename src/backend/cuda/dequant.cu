@@ -36,33 +36,28 @@ __global__ void DequantAnyKernel(MatRef w, int64_t row0, int64_t rows, __nv_bflo
   PENSIEVE_GRID_LOOP(i, rows * w.cols) out[i] = __float2bfloat16_rn(WeightAt(w, row0 + i / w.cols, i % w.cols));
 }
 
-// Row-major 4-bit: a word holds codes of columns 8j .. 8j + 7 (low nibble first), all in one group.
-__global__ void Dequant4Kernel(MatRef w, int64_t row0, int64_t rows, uint4* out) {
-  const int64_t words = w.cols / 8, groups = w.cols / w.group_size;
+// Row-major B-bit codes (B = 4 or 8): a word holds the codes of columns E j .. E j + E - 1 (E = 32 / B, low bits
+// first), all in one group; they become E / 2 words of bf16 pairs, stored at once.
+template <int B>
+__global__ void DequantAffineKernel(MatRef w, int64_t row0, int64_t rows, uint32_t* out) {
+  constexpr int E = 32 / B;
+  constexpr uint32_t kMask = (1u << B) - 1;
+  const int64_t words = w.cols / E, groups = w.cols / w.group_size;
   const uint32_t* data = static_cast<const uint32_t*>(w.data) + row0 * words;
   PENSIEVE_GRID_LOOP(i, rows * words) {
     const int64_t r = row0 + i / words, j = i % words;
-    const int64_t g = r * groups + j * 8 / w.group_size;
+    const int64_t g = r * groups + j * E / w.group_size;
     const float s = LoadAs(w.type, w.scales, g), b = w.biases ? LoadAs(w.type, w.biases, g) : 0.0f;
     const uint32_t q = data[i];
-    out[i] = make_uint4(PackBf16(Affine(s, b, q & 15), Affine(s, b, (q >> 4) & 15)),
-                        PackBf16(Affine(s, b, (q >> 8) & 15), Affine(s, b, (q >> 12) & 15)),
-                        PackBf16(Affine(s, b, (q >> 16) & 15), Affine(s, b, (q >> 20) & 15)),
-                        PackBf16(Affine(s, b, (q >> 24) & 15), Affine(s, b, q >> 28)));
-  }
-}
-
-// Row-major 8-bit: a word holds columns 4j .. 4j + 3.
-__global__ void Dequant8Kernel(MatRef w, int64_t row0, int64_t rows, uint2* out) {
-  const int64_t words = w.cols / 4, groups = w.cols / w.group_size;
-  const uint32_t* data = static_cast<const uint32_t*>(w.data) + row0 * words;
-  PENSIEVE_GRID_LOOP(i, rows * words) {
-    const int64_t r = row0 + i / words, j = i % words;
-    const int64_t g = r * groups + j * 4 / w.group_size;
-    const float s = LoadAs(w.type, w.scales, g), b = w.biases ? LoadAs(w.type, w.biases, g) : 0.0f;
-    const uint32_t q = data[i];
-    out[i] = make_uint2(PackBf16(Affine(s, b, q & 255), Affine(s, b, (q >> 8) & 255)),
-                        PackBf16(Affine(s, b, (q >> 16) & 255), Affine(s, b, q >> 24)));
+    uint32_t v[E / 2];
+#pragma unroll
+    for (int k = 0; k < E / 2; ++k)
+      v[k] = PackBf16(Affine(s, b, (q >> (2 * k * B)) & kMask), Affine(s, b, (q >> ((2 * k + 1) * B)) & kMask));
+    if constexpr (E == 8) {
+      reinterpret_cast<uint4*>(out)[i] = make_uint4(v[0], v[1], v[2], v[3]);
+    } else {
+      reinterpret_cast<uint2*>(out)[i] = make_uint2(v[0], v[1]);
+    }
   }
 }
 
@@ -119,9 +114,9 @@ void LaunchDequantBf16(const MatRef& w, int64_t row0, int64_t rows, uint16_t* ou
     if (!(row0 % 16 == 0 && rows % 16 == 0)) throw Error("cuda: a tiled weight's slab must start and end on a tile row");
     DequantTiledKernel<<<GridFor(rows / 16 * w.cols / 64 * 32), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<uint32_t*>(out));
   } else if (w.kind == MatRef::Kind::kAffine && w.bits == 4 && w.cols % 8 == 0 && w.group_size % 8 == 0) {
-    Dequant4Kernel<<<GridFor(rows * w.cols / 8), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<uint4*>(out));
+    DequantAffineKernel<4><<<GridFor(rows * w.cols / 8), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<uint32_t*>(out));
   } else if (w.kind == MatRef::Kind::kAffine && w.bits == 8 && w.cols % 4 == 0 && w.group_size % 4 == 0) {
-    Dequant8Kernel<<<GridFor(rows * w.cols / 4), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<uint2*>(out));
+    DequantAffineKernel<8><<<GridFor(rows * w.cols / 4), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<uint32_t*>(out));
   } else {
     DequantAnyKernel<<<GridFor(rows * w.cols), 256, 0, stream>>>(w, row0, rows, reinterpret_cast<__nv_bfloat16*>(out));
   }
