@@ -91,6 +91,14 @@ class Binder {
     for (int64_t i = 0; i < n; ++i) v[i] = LoadAsF32(t->data, t->dtype, i);
     return {v.data(), 1, n};
   }
+  // A bias vector: required when the configuration's `key` (attention_bias, mlp_bias) says the model has it,
+  // taken when present otherwise.
+  backend::Tensor Bias(const std::string& name, int64_t n, bool expected, const char* key) {
+    const backend::Tensor t = Vector(name, n, false);
+    Require(!t.empty() || !expected, store_.path() + ": missing tensor '" + name + "' (config.json: " + key +
+                                         " says the model has it)");
+    return t;
+  }
   // Elements [begin, begin + n) of a vector as their own vector (a fused bias split per projection).
   backend::Tensor Part(const backend::Tensor& whole, int64_t begin, int64_t n) {
     std::vector<float>& v = vectors_.emplace_back(whole.data + begin, whole.data + begin + n);
@@ -134,7 +142,8 @@ ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
       L.wq = qkv.RowSlice(0, q_dim);
       L.wk = qkv.RowSlice(q_dim, kv_dim);
       L.wv = qkv.RowSlice(q_dim + kv_dim, kv_dim);
-      const backend::Tensor bias = b.Vector(p + "self_attn.qkv_proj.bias", q_dim + 2 * kv_dim, false);
+      const backend::Tensor bias =
+          b.Bias(p + "self_attn.qkv_proj.bias", q_dim + 2 * kv_dim, c.attention_bias, "attention_bias");
       if (!bias.empty()) {
         L.bq = b.Part(bias, 0, q_dim);
         L.bk = b.Part(bias, q_dim, kv_dim);
@@ -144,12 +153,12 @@ ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
       L.wq = b.Matrix(p + "self_attn.q_proj", q_dim, hidden);
       L.wk = b.Matrix(p + "self_attn.k_proj", kv_dim, hidden);
       L.wv = b.Matrix(p + "self_attn.v_proj", kv_dim, hidden);
-      L.bq = b.Vector(p + "self_attn.q_proj.bias", q_dim, false);
-      L.bk = b.Vector(p + "self_attn.k_proj.bias", kv_dim, false);
-      L.bv = b.Vector(p + "self_attn.v_proj.bias", kv_dim, false);
+      L.bq = b.Bias(p + "self_attn.q_proj.bias", q_dim, c.attention_bias, "attention_bias");
+      L.bk = b.Bias(p + "self_attn.k_proj.bias", kv_dim, c.attention_bias, "attention_bias");
+      L.bv = b.Bias(p + "self_attn.v_proj.bias", kv_dim, c.attention_bias, "attention_bias");
     }
     L.wo = b.Matrix(p + "self_attn.o_proj", hidden, q_dim);
-    L.bo = b.Vector(p + "self_attn.o_proj.bias", hidden, false);
+    L.bo = b.Bias(p + "self_attn.o_proj.bias", hidden, c.o_proj_bias, "attention_bias");
     if (c.qk_norm) {
       L.q_norm = b.Vector(p + "self_attn.q_norm.weight", hd, true);
       L.k_norm = b.Vector(p + "self_attn.k_norm.weight", hd, true);
@@ -158,14 +167,19 @@ ModelWeights BindWeights(const ModelConfig& c, const TensorStore& store) {
       MatRef gu = b.Matrix(p + "mlp.gate_up_proj", 2 * inter, hidden);
       L.w_gate = gu.RowSlice(0, inter);
       L.w_up = gu.RowSlice(inter, inter);
+      const backend::Tensor bias = b.Bias(p + "mlp.gate_up_proj.bias", 2 * inter, c.mlp_bias, "mlp_bias");
+      if (!bias.empty()) {
+        L.b_gate = b.Part(bias, 0, inter);
+        L.b_up = b.Part(bias, inter, inter);
+      }
     } else {
       L.w_gate = b.Matrix(p + "mlp.gate_proj", inter, hidden);
       L.w_up = b.Matrix(p + "mlp.up_proj", inter, hidden);
-      L.b_gate = b.Vector(p + "mlp.gate_proj.bias", inter, false);
-      L.b_up = b.Vector(p + "mlp.up_proj.bias", inter, false);
+      L.b_gate = b.Bias(p + "mlp.gate_proj.bias", inter, c.mlp_bias, "mlp_bias");
+      L.b_up = b.Bias(p + "mlp.up_proj.bias", inter, c.mlp_bias, "mlp_bias");
     }
     L.w_down = b.Matrix(p + "mlp.down_proj", hidden, inter);
-    L.b_down = b.Vector(p + "mlp.down_proj.bias", hidden, false);
+    L.b_down = b.Bias(p + "mlp.down_proj.bias", hidden, c.mlp_bias, "mlp_bias");
     for (const MatRef* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
       w.matrix_bytes += m->TotalBytes();
   }

@@ -165,6 +165,35 @@ TEST(DecoderSizingTest, AutomaticKvPoolHoldsFullContextsWhenTheyFit) {
   EXPECT_EQ(m->kv_blocks(), 3 * 7);  // ceil(100 / 16) blocks per context
 }
 
+// A configuration that says the projections have biases (attention_bias, mlp_bias) over a file without them is
+// refused, naming the first missing bias and the key (it used to load and run without the biases).
+TEST(DecoderErrorsTest, BiasesTheConfigPromisesMustBeThere) {
+  auto dir = test::TempDir("missing_bias");
+  test::WriteRandomModel(dir, {});
+  backend::cpu::CpuBackend cpu(1);
+  LoadOptions o;
+  o.kv_budget_bytes = 1 << 20;
+  for (const char* key : {"attention_bias", "mlp_bias"}) {
+    SCOPED_TRACE(key);
+    {
+      std::ifstream in(dir + "/config.json");
+      auto j = nlohmann::json::parse(in);
+      j["attention_bias"] = std::string(key) == "attention_bias";
+      j["mlp_bias"] = std::string(key) == "mlp_bias";
+      std::ofstream(dir + "/config.json") << j.dump();
+    }
+    try {
+      Model::Load(dir, cpu, o);
+      FAIL() << "expected an error";
+    } catch (const pensieve::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(std::string(key) == "mlp_bias" ? "mlp.gate_proj.bias" : "self_attn.q_proj.bias"),
+                std::string::npos) << what;
+      EXPECT_NE(what.find(key), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
   auto dir = test::TempDir("missing");
   RandomModelSpec s;
