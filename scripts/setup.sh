@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
       nlohmann-json3-dev libhwy-dev libpcre2-dev libcpp-httplib-dev libcli11-dev libutf8proc-dev
-      libgtest-dev libgmock-dev zlib1g-dev curl)
+      libgtest-dev libgmock-dev zlib1g-dev curl
+      clang libclang-rt-14-dev)  # the sanitizer and libFuzzer build (scripts/check_sanitized.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 
 namespace pensieve::test {
 
@@ -19,5 +20,10 @@ std::string PensieveBinary() {
   return PENSIEVE_BINARY;
 }
 bool HaveShared() { return std::filesystem::is_directory(SharedDir() + "/data"); }
+bool RequireShared() {
+  const char* ci = std::getenv("CI");
+  const char* require = std::getenv("PENSIEVE_REQUIRE_TEST_DATA");
+  return (ci && std::string(ci) == "true") || (require && std::string(require) == "1");
+}
 
 }  // namespace pensieve::test
