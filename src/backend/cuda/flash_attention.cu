@@ -270,7 +270,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) FlashKernel(AttentionLaunch a,
       if (t == 0) r[HD] = m[h], r[HD + 1] = l[h];
     }
     __syncthreads();
-    // A thread per (row, 4 of its dims... ): 128 threads walk rows x dims.
+    // Each thread merges pairs of dimensions of the rows, the four warps' states weighted by 2^(m_w - max).
     for (int i = threadIdx.x; i < rows * (HD / 2); i += kWarps * 32) {
       const int r = i / (HD / 2), d = (i % (HD / 2)) * 2;
       float mx = -INFINITY;
