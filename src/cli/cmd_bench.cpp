@@ -56,18 +56,14 @@ double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// One step of `tokens` for `seq`, drawing the next token greedily in the same step.
-int32_t Step(engine::Sequences& seqs, int seq, std::span<const int32_t> tokens) {
-  const engine::Sequences::Item item{seq, tokens, model::Logits::kLast};
-  backend::SampleRow row;
-  row.params.temperature = 0.0f;
-  backend::SampleResult out;
-  seqs.Forward(std::span(&item, 1), std::span(&row, 1), std::span(&out, 1));
-  return out.id;
+// KV pool bytes for `sequences` sequences of o.max_context tokens at f32 (a backend storing bf16 uses half).
+int64_t KvBudget(const ModelConfig& c, int64_t sequences, const model::LoadOptions& o) {
+  return sequences * (o.max_context + 2 * o.kv_block_tokens) * c.num_hidden_layers * 2 * c.kv_dim() *
+         int64_t{sizeof(float)};
 }
 
-// One step of one token per sequence, each drawn greedily in the same step.
-void StepAll(engine::Sequences& seqs, std::span<const int> ids, std::vector<int32_t>& next,
+// One step of tokens[i] for sequence ids[i], each drawing its next token (into next[i]) greedily in the same step.
+void StepAll(engine::Sequences& seqs, std::span<const int> ids, std::span<int32_t> next,
              std::span<const std::span<const int32_t>> tokens) {
   std::vector<engine::Sequences::Item> items(ids.size());
   std::vector<backend::SampleRow> rows(ids.size());
@@ -79,6 +75,12 @@ void StepAll(engine::Sequences& seqs, std::span<const int> ids, std::vector<int3
   }
   seqs.Forward(items, rows, out);
   for (size_t i = 0; i < ids.size(); ++i) next[i] = out[i].id;
+}
+
+int32_t Step(engine::Sequences& seqs, int seq, std::span<const int32_t> tokens) {
+  int32_t next = 0;
+  StepAll(seqs, std::span(&seq, 1), std::span(&next, 1), std::span(&tokens, 1));
+  return next;
 }
 
 // The throughput mode: a row per batch size, as llama-batched-bench prints them.
@@ -94,8 +96,7 @@ void RunParallel(const BenchArgs& a) {
   opts.max_sequences = most;
   opts.max_batch_tokens = std::max(most, std::min(most * a.prompt_tokens, 4096));
   opts.max_context = a.prompt_tokens + a.gen_tokens + 2;
-  opts.kv_budget_bytes = most * (opts.max_context + 2 * opts.kv_block_tokens) * config.num_hidden_layers * 2 *
-                         config.kv_dim() * int64_t{sizeof(float)};
+  opts.kv_budget_bytes = KvBudget(config, most, opts);
   auto model = model::Model::Load(a.model, *backend, opts);
   engine::Sequences seqs(*model);
   std::mt19937 rng(42);
@@ -150,8 +151,7 @@ void Run(const BenchArgs& a) {
   opts.max_batch_tokens = std::min(a.prompt_tokens, 4096);
   opts.max_context = a.prompt_tokens + a.gen_tokens + 2;
   // Room for the warm-up and the measured sequence at f32 (a backend storing bf16 uses half of it).
-  opts.kv_budget_bytes = 2 * (opts.max_context + 2 * opts.kv_block_tokens) * config.num_hidden_layers * 2 *
-                         config.kv_dim() * int64_t{sizeof(float)};
+  opts.kv_budget_bytes = KvBudget(config, 2, opts);
   auto t_load = std::chrono::steady_clock::now();
   auto model = model::Model::Load(a.model, *backend, opts);
   const double load_s = Since(t_load);

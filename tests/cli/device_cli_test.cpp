@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend/device.h"
+#include "formats/temp_dir.h"
 #include "run_cli.h"
 #include "test_paths.h"
 
@@ -75,6 +76,20 @@ TEST(DeviceCli, BenchKernelsRunsOnTheCpu) {
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("whole decode step"));
   EXPECT_THAT(r.out, HasSubstr("tok/s"));
+}
+
+// The throughput mode prints llama-batched-bench's table: a row per batch size, N_KV = B (PP + TG).
+TEST(DeviceCli, BenchParallelPrintsARowPerBatchSize) {
+  test::TempDir dir;
+  ASSERT_EQ(RunCli("random-model --shape tiny " + dir.path() + "/m --layers 1").code, 0);
+  const auto r = RunCli("bench --model " + dir.path() + "/m --device cpu -p 8 -n 2 --parallel 1,3");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("|    PP |     TG |    B |   N_KV |"));
+  EXPECT_THAT(r.out, HasSubstr("|     8 |      2 |    1 |     10 |"));
+  EXPECT_THAT(r.out, HasSubstr("|     8 |      2 |    3 |     30 |"));
+  const auto bad = RunCli("bench --model " + dir.path() + "/m --device cpu --parallel 0");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_THAT(bad.out, HasSubstr("--parallel sizes must be in [1, 4096]"));
 }
 
 }  // namespace
