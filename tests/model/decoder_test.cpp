@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -127,6 +128,14 @@ TEST_P(DecoderTest, ChunkedPrefillEqualsOneChunk) {
 INSTANTIATE_TEST_SUITE_P(Architectures, DecoderTest, ::testing::ValuesIn(Variants()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Rewrites dir/config.json through `edit`.
+void EditConfig(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  std::ifstream in(dir + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  edit(j);
+  std::ofstream(dir + "/config.json") << j.dump();
+}
+
 TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
   auto dir = test::TempDir("errors");
   test::WriteRandomModel(dir, {});
@@ -175,13 +184,10 @@ TEST(DecoderErrorsTest, BiasesTheConfigPromisesMustBeThere) {
   o.kv_budget_bytes = 1 << 20;
   for (const char* key : {"attention_bias", "mlp_bias"}) {
     SCOPED_TRACE(key);
-    {
-      std::ifstream in(dir + "/config.json");
-      auto j = nlohmann::json::parse(in);
+    EditConfig(dir, [&](nlohmann::json& j) {
       j["attention_bias"] = std::string(key) == "attention_bias";
       j["mlp_bias"] = std::string(key) == "mlp_bias";
-      std::ofstream(dir + "/config.json") << j.dump();
-    }
+    });
     try {
       Model::Load(dir, cpu, o);
       FAIL() << "expected an error";
@@ -200,12 +206,7 @@ TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
   s.tied = true;
   test::WriteRandomModel(dir, s);
   // Config says untied, file has no lm_head.
-  {
-    std::ifstream in(dir + "/config.json");
-    auto j = nlohmann::json::parse(in);
-    j["tie_word_embeddings"] = false;
-    std::ofstream(dir + "/config.json") << j.dump();
-  }
+  EditConfig(dir, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; });
   backend::cpu::CpuBackend cpu(1);
   try {
     Model::Load(dir, cpu, {});
@@ -214,14 +215,11 @@ TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
     EXPECT_NE(std::string(e.what()).find("lm_head.weight"), std::string::npos) << e.what();
   }
   // Qwen3 config (expects q_norm) over a Llama file.
-  {
-    std::ifstream in(dir + "/config.json");
-    auto j = nlohmann::json::parse(in);
+  EditConfig(dir, [](nlohmann::json& j) {
     j["tie_word_embeddings"] = true;
     j["architectures"] = {"Qwen3ForCausalLM"};
     j["model_type"] = "qwen3";
-    std::ofstream(dir + "/config.json") << j.dump();
-  }
+  });
   try {
     Model::Load(dir, cpu, {});
     FAIL() << "expected an error";
