@@ -137,6 +137,13 @@ class CudaBackend final : public Backend {
     flash_enabled_ = !(flash && std::string(flash) == "0");
     // PENSIEVE_CUDA_SLAB_MIB sets the many-row path's bf16 slab (for measurements; 1 to 1024).
     if (const char* slab = std::getenv("PENSIEVE_CUDA_SLAB_MIB")) slab_bytes_ = int64_t{std::clamp(std::atoi(slab), 1, 1024)} << 20;
+    // PENSIEVE_CUDA_MANY_TILED sets the most rows the many-row tiled kernel takes (0 to 64; 0: none, so every
+    // step of more than 16 rows expands its weights to bf16 for cuBLAS; for measurements).
+    if (const char* many = std::getenv("PENSIEVE_CUDA_MANY_TILED"))
+      many_tiled_rows_ = std::clamp(std::atoi(many), 0, kMaxGemmTiledRows);
+    // PENSIEVE_CUDA_GEMV_ROWS: steps of up to this many rows (0 to 16) keep tiled weights on the decode kernel,
+    // whose sums are exact in f32; more go to the many-row kernel (bf16 operands, faster from 9 rows on).
+    if (const char* gemv = std::getenv("PENSIEVE_CUDA_GEMV_ROWS")) gemv_rows_ = std::clamp(std::atoi(gemv), 0, 16);
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
@@ -481,7 +488,8 @@ class CudaBackend final : public Backend {
     const Glu g = act == GluActivation::kSilu ? Glu::kSilu : Glu::kGelu;
     const GemvOut o[2] = {{gate, gate_bias.empty() ? nullptr : gate_bias.data, nullptr},
                           {up, up_bias.empty() ? nullptr : up_bias.data, nullptr}};
-    if (x.rows <= kGemvChunkRows * 2 && SameFormat(gate, up)) return Products(x, o, false, g, out.data);
+    if ((x.rows <= kGemvChunkRows * 2 || ManyTiled(x.rows, o)) && SameFormat(gate, up))
+      return Products(x, o, false, g, out.data);
     // Many rows: both halves through cuBLAS into scratch, then the activation.
     const Tensor gt{glu_gate_, x.rows, gate.rows}, ut{glu_up_, x.rows, up.rows};
     const uint16_t* x16 = Bf16Input(x, o);
@@ -524,25 +532,24 @@ class CudaBackend final : public Backend {
     // Few blocks (decode): room to split each tile's keys so that every multiprocessor has work at long
     // contexts (the kernels use as many splits as the current length fills).
     const bool decode = T_ <= kMaxSplitRows;
+    // Decode: enough splits to fill one wave of resident blocks (a second, partial wave would double the time).
     const int64_t most = std::min<int64_t>(kMaxSplits, kSplitSlots / std::max<int64_t>(T_, 1));
-    const auto splits_for = [&](int64_t blocks) {
-      return decode ? static_cast<int>(std::clamp<int64_t>((4 * sms_ + blocks - 1) / blocks, 1, most)) : 1;
+    const auto splits_for = [&](int64_t blocks, int64_t resident_per_sm) {
+      return decode ? static_cast<int>(std::clamp<int64_t>(resident_per_sm * sms_ / blocks, 1, most)) : 1;
     };
     a.partial = partial_;
     // The step's flash tiles hold FlashTileRows(spec_.gqa_group) rows: as many as fit this layer's group too.
     if (flash_tiles_ > 0 && FlashSupports(args.head_dim, group, view.bf16, decode) &&
         FlashTileRows(spec_.gqa_group, decode) <= FlashTileRows(group, decode)) {
       a.tiles = static_cast<int>(flash_tiles_);
-      // Decode: enough splits to fill one wave of resident blocks (a second, partial wave would double the time).
-      const int64_t blocks = flash_tiles_ * args.n_kv_heads;
-      a.splits = decode ? static_cast<int>(std::clamp<int64_t>(FlashDecodeResidentBlocks(args.head_dim) * sms_ / blocks, 1, most)) : 1;
+      a.splits = splits_for(flash_tiles_ * args.n_kv_heads, FlashDecodeResidentBlocks(args.head_dim));
       LaunchFlashAttention(a, decode, view_, view, stream_);
       Post("flash attention");
       return;
     }
     a.tiles = static_cast<int>(tiles_);
     a.heads_per_tile = std::min(group, kTilePairs);
-    a.splits = splits_for(tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile));
+    a.splits = splits_for(tiles_ * args.n_kv_heads * ((group + a.heads_per_tile - 1) / a.heads_per_tile), 4);
     LaunchAttention(a, view_, view, stream_);
     Post("attention");
   }
@@ -583,10 +590,11 @@ class CudaBackend final : public Backend {
     if (st == cudaStreamCaptureStatusNone) Check(cudaGetLastError(), what);
   }
 
-  // y = x W^T for each output: the decode kernel for up to 16 rows (in launches of 8), cuBLAS beyond.
+  // y = x W^T for each output: the decode kernel for up to 16 rows (in launches of 8; tiled weights: up to
+  // gemv_rows_), the many-row tiled kernel for tiled weights up to 64 rows, cuBLAS beyond.
   void Products(Tensor x, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out) {
     const int64_t T = x.rows;
-    if (T <= 2 * kGemvChunkRows) {
+    if (T <= 2 * kGemvChunkRows && !(T > gemv_rows_ && ManyTiled(T, outs))) {
       GemvOut o[kMaxGemvOuts];
       for (int64_t t0 = 0; t0 < T; t0 += kGemvChunkRows) {
         const int n = static_cast<int>(std::min(kGemvChunkRows, T - t0));
@@ -600,8 +608,23 @@ class CudaBackend final : public Backend {
       Post("gemv");
       return;
     }
+    if (ManyTiled(T, outs)) {
+      LaunchGemmTiled(x.data, static_cast<int>(T), outs, accumulate, glu, glu_out, {slab_, slab_bytes_}, 2 * sms_,
+                      stream_);
+      Post("gemm tiled");
+      return;
+    }
     const uint16_t* x16 = Bf16Input(x, outs);
     for (const GemvOut& o : outs) ManyRows(x, x16, o.w, o.bias, o.y, accumulate);
+  }
+
+  // Whether T rows go through the many-row tiled kernel: tiled weights, up to many_tiled_rows_ rows, and the
+  // slab (which that kernel uses instead) holds its sums.
+  bool ManyTiled(int64_t T, std::span<const GemvOut> outs) const {
+    if (T > many_tiled_rows_ || !outs[0].w.tiled) return false;
+    int64_t rows = 0;
+    for (const GemvOut& o : outs) rows += o.w.rows;
+    return GemmTiledScratchBytes(static_cast<int>(T), outs[0].w.cols, rows) <= slab_bytes_;
   }
 
   static bool F32(const MatRef& w) { return w.kind == MatRef::Kind::kFloat && w.type == FloatType::kF32; }
@@ -732,6 +755,8 @@ class CudaBackend final : public Backend {
   bool tiling_enabled_ = true;
   bool flash_enabled_ = true;
   int64_t slab_bytes_ = kSlabBytes;
+  int many_tiled_rows_ = kMaxGemmTiledRows;
+  int gemv_rows_ = kGemvChunkRows;
 };
 
 }  // namespace

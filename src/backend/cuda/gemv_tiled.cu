@@ -1,11 +1,7 @@
 // Decode matmuls for MLX 4-bit weights on tensor cores: y = x W^T for T <= 8 rows of x.
 //
-// At load a 4-bit matrix is rewritten in place (RelayoutKernel) into tiles of 16 rows x 64 columns, 512 bytes
-// each, in which lane l of a warp finds in its 16 bytes exactly the A operands of four m16n8k16 MMAs (one
-// 32-bit word per MMA), and each row tile's tiles follow one another along the columns. A code q becomes the
-// bf16 number 128 + q by OR-ing its nibble under the exponent of 128 (exact: bf16 has 7 mantissa bits), so an
-// operand register costs one logic op (and a shift). Scales and biases are rewritten per (row tile, group) as
-// eight words, word g holding rows g and g + 8: what lane g*4 + t needs for its accumulator rows.
+// At load a 4-bit matrix is rewritten in place (RelayoutKernel) into the tiled layout of tiled_format.cuh, in
+// which an A operand register costs one logic op (and a shift).
 //
 // The activations go in as B: each row of x split into two bf16 numbers, hi = bf16(x) and lo = bf16(x - hi)
 // (16 significant bits), in columns 2t and 2t + 1 of the MMA's n = 8 (rows 4..7 of x: a second MMA). Tensor
@@ -22,12 +18,12 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/tiled_format.cuh"
 #include "util/error.h"
 
 namespace pensieve::backend::cuda {
 namespace {
 
-constexpr int kTileRows = 16, kTileCols = 64;
 constexpr int kWarps = 4;  // warps of a block: they split one row tile's columns
 
 struct TiledOut {
@@ -54,18 +50,6 @@ struct TiledParams {
   float* glu_out;
   bool f16;  // scales/biases f16 (else bf16)
 };
-
-// The four A registers of one MMA from its 32-bit word: nibble p (p = 0..3) and p + 4 as 128 + q in bf16.
-__device__ __forceinline__ void Operands(uint32_t word, uint32_t (&a)[4]) {
-  a[0] = (word & 0x000F000Fu) | 0x43004300u;
-  a[1] = ((word >> 4) & 0x000F000Fu) | 0x43004300u;
-  a[2] = ((word >> 8) & 0x000F000Fu) | 0x43004300u;
-  a[3] = ((word >> 12) & 0x000F000Fu) | 0x43004300u;
-}
-
-__device__ __forceinline__ float Half16(uint32_t bits, bool f16) {  // f16 is a compile-time constant
-  return f16 ? __half2float(__ushort_as_half(static_cast<unsigned short>(bits))) : __uint_as_float(bits << 16);
-}
 
 // NT: MMAs per A fragment (x rows 0..3, 4..7); NM: matrices per block (2: the gate and up rows of a GLU);
 // GS: group size; F16: f16 scales and biases (else bf16). All compile-time: the loop's address arithmetic and

@@ -65,6 +65,14 @@ void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accum
                 GemvScratch scratch, cudaStream_t stream);
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
                      void* scratch, int64_t scratch_bytes, cudaStream_t stream);
+// Many-row matmuls on tiled weights (gemm_tiled.cu), the same contract as LaunchGemv for up to
+// kMaxGemmTiledRows rows of x, with bf16-rounded operands as the expanding path below. `scratch` must hold at
+// least GemmTiledScratchBytes(T, K, rows of all outputs); more lets the keys split so that the grid reaches
+// target_blocks blocks.
+constexpr int kMaxGemmTiledRows = 64;
+int64_t GemmTiledScratchBytes(int T, int64_t K, int64_t rows);
+void LaunchGemmTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
+                     GemvScratch scratch, int target_blocks, cudaStream_t stream);
 // The many-row path (dequant.cu): out[r - row0, :] = W[r, :] rounded to bf16 (stored as its 16 bits) for r in
 // [row0, row0 + rows); tiled weights need row0 and rows multiples of 16.
 void LaunchDequantBf16(const MatRef& w, int64_t row0, int64_t rows, uint16_t* out, cudaStream_t stream);
