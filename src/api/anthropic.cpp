@@ -31,16 +31,20 @@ std::string GetString(const Json& obj, const char* key, const std::string& where
   return it->get<std::string>();
 }
 
-// The billing/attribution line Claude Code puts first in `system`; it varies per conversation, so keeping it
-// would defeat prefix reuse and tells the model nothing.
-bool IsBillingHeader(const std::string& text) {
-  return text.rfind("x-anthropic-billing-header:", 0) == 0;
+// text without the billing/attribution line Claude Code puts first in `system` (and the blank lines after it):
+// the line varies per conversation, so keeping it would defeat prefix reuse, and it tells the model nothing.
+// Only that line goes: a client that sends it in one string or block with the real system prompt keeps the rest.
+std::string WithoutBillingHeader(std::string text) {
+  if (text.rfind("x-anthropic-billing-header:", 0) != 0) return text;
+  const size_t end = text.find('\n');
+  const size_t rest = end == std::string::npos ? end : text.find_first_not_of("\r\n", end);
+  return rest == std::string::npos ? "" : text.substr(rest);
 }
 
 // system: string | [text blocks]; joined with "\n\n".
 std::string ParseSystem(const Json& system) {
   if (system.is_null()) return "";
-  if (system.is_string()) return IsBillingHeader(system.get<std::string>()) ? "" : system.get<std::string>();
+  if (system.is_string()) return WithoutBillingHeader(system.get<std::string>());
   if (!system.is_array()) throw InvalidRequest("system: Input should be a valid string or list of text blocks");
   std::string out;
   for (size_t i = 0; i < system.size(); ++i) {
@@ -50,7 +54,9 @@ std::string ParseSystem(const Json& system) {
     std::string type = GetString(b, "type", where, true);
     if (type != "text") throw InvalidRequest(where + "type: system blocks must be of type 'text' (got '" + type + "')");
     std::string text = GetString(b, "text", where, true);
-    if (IsBillingHeader(text)) continue;
+    const bool billing = text.rfind("x-anthropic-billing-header:", 0) == 0;
+    text = WithoutBillingHeader(std::move(text));
+    if (billing && text.empty()) continue;
     if (!out.empty()) out += "\n\n";
     out += text;
   }

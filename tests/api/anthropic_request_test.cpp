@@ -172,6 +172,23 @@ TEST(AnthropicRequest, BillingHeaderBlockIsDroppedAndBlocksJoined) {
   EXPECT_EQ(r.messages[0].content, "You are Claude Code.\n\nMain prompt.");
 }
 
+// A client that sends the billing line in the same string or block as the system prompt (a proxy flattening
+// Claude Code's blocks, a replayed capture) loses that line only, never the prompt after it.
+TEST(AnthropicRequest, BillingLineInsideTheSystemTextDropsOnlyThatLine) {
+  Json b = Base();
+  b["system"] = "x-anthropic-billing-header: cc_version=2.1.283.db3; cc_entrypoint=sdk-cli;\n\nYou are Claude Code.\nRules.";
+  ChatRequest r = ParseAnthropicRequest(b, {});
+  ASSERT_EQ(r.messages[0].role, Role::kSystem);
+  EXPECT_EQ(r.messages[0].content, "You are Claude Code.\nRules.");
+  b["system"] = Json::parse(R"([{"type":"text","text":"x-anthropic-billing-header: cc_version=1;\r\nPrompt."},
+                                {"type":"text","text":"More."}])");
+  r = ParseAnthropicRequest(b, {});
+  EXPECT_EQ(r.messages[0].content, "Prompt.\n\nMore.");
+  b["system"] = "x-anthropic-billing-header: cc_version=1;";  // the line alone: no system message at all
+  r = ParseAnthropicRequest(b, {});
+  EXPECT_NE(r.messages[0].role, Role::kSystem);
+}
+
 TEST(AnthropicRequest, ClaudeCodeShapeIsAccepted) {  // §8.31 and claude-code-traffic.md §3
   Json b = Json::parse(R"({
     "model":"claude-opus-4-8","max_tokens":32000,"stream":true,
