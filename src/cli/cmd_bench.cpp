@@ -62,27 +62,6 @@ int64_t KvBudget(const ModelConfig& c, int64_t sequences, const model::LoadOptio
          int64_t{sizeof(float)};
 }
 
-// One step of tokens[i] for sequence ids[i], each drawing its next token (into next[i]) greedily in the same step.
-void StepAll(engine::Sequences& seqs, std::span<const int> ids, std::span<int32_t> next,
-             std::span<const std::span<const int32_t>> tokens) {
-  std::vector<engine::Sequences::Item> items(ids.size());
-  std::vector<backend::SampleRow> rows(ids.size());
-  std::vector<backend::SampleResult> out(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    items[i] = {ids[i], tokens[i], model::Logits::kLast};
-    rows[i].logits_row = static_cast<int64_t>(i);
-    rows[i].params.temperature = 0.0f;
-  }
-  seqs.Forward(items, rows, out);
-  for (size_t i = 0; i < ids.size(); ++i) next[i] = out[i].id;
-}
-
-int32_t Step(engine::Sequences& seqs, int seq, std::span<const int32_t> tokens) {
-  int32_t next = 0;
-  StepAll(seqs, std::span(&seq, 1), std::span(&next, 1), std::span(&tokens, 1));
-  return next;
-}
-
 // The throughput mode: a row per batch size, as llama-batched-bench prints them.
 void RunParallel(const BenchArgs& a) {
   int most = 1;
@@ -115,11 +94,11 @@ void RunParallel(const BenchArgs& a) {
     const auto run = [&](int gen) {
       for (int i = 0; i < B; ++i) ids[i] = seqs.New(), spans[i] = prompts[i];
       const auto t0 = std::chrono::steady_clock::now();
-      StepAll(seqs, ids, next, spans);
+      seqs.GreedyStep(ids, spans, next);
       const double pp = Since(t0);
       for (int i = 0; i < B; ++i) spans[i] = std::span<const int32_t>(&next[i], 1);
       const auto t1 = std::chrono::steady_clock::now();
-      for (int g = 0; g < gen; ++g) StepAll(seqs, ids, next, spans);
+      for (int g = 0; g < gen; ++g) seqs.GreedyStep(ids, spans, next);
       const double tg = Since(t1);
       for (int id : ids) seqs.Free(id);
       return std::pair(pp, tg);
@@ -166,22 +145,22 @@ void Run(const BenchArgs& a) {
 
   {  // warm-up: libraries, kernels (a prefill chunk of the measured size: its matrix shapes), the first recording
     const int warm = seqs.New();
-    int32_t t = Step(seqs, warm, std::span<const int32_t>(prompt).first(std::min(a.prompt_tokens, opts.max_batch_tokens)));
-    Step(seqs, warm, std::span<const int32_t>(&t, 1));
+    int32_t t = seqs.GreedyStep(warm, std::span<const int32_t>(prompt).first(std::min(a.prompt_tokens, opts.max_batch_tokens)));
+    seqs.GreedyStep(warm, std::span<const int32_t>(&t, 1));
     seqs.Free(warm);
   }
 
   const int seq = seqs.New();
   const double c0 = CpuSeconds();
   auto t0 = std::chrono::steady_clock::now();
-  int32_t next = Step(seqs, seq, prompt);
+  int32_t next = seqs.GreedyStep(seq, prompt);
   const double prefill_s = Since(t0);
   const double prefill_cpu = CpuSeconds() - c0;
 
-  next = Step(seqs, seq, std::span<const int32_t>(&next, 1));  // records the decode step where a backend does
+  next = seqs.GreedyStep(seq, std::span<const int32_t>(&next, 1));  // records the decode step where a backend does
   const double c1 = CpuSeconds();
   auto t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.gen_tokens; ++i) next = Step(seqs, seq, std::span<const int32_t>(&next, 1));
+  for (int i = 0; i < a.gen_tokens; ++i) next = seqs.GreedyStep(seq, std::span<const int32_t>(&next, 1));
   const double decode_s = Since(t1);
   const double decode_cpu = CpuSeconds() - c1;
   const int64_t peak_rss = PeakRssBytes();

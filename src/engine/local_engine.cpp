@@ -97,15 +97,8 @@ class LocalEngine final : public Engine {
     if (n < 1) return;
     const int s = seqs_->New();
     const std::vector<int32_t> prompt(n, 0);
-    int32_t next = 0;
-    backend::SampleRow row;
-    row.params.temperature = 0.0f;
-    backend::SampleResult out;
-    for (std::span<const int32_t> tokens : {std::span<const int32_t>(prompt), std::span<const int32_t>(&next, 1)}) {
-      const Sequences::Item item{s, tokens, model::Logits::kLast};
-      seqs_->Forward(std::span(&item, 1), std::span(&row, 1), std::span(&out, 1));
-      next = out.id;
-    }
+    const int32_t next = seqs_->GreedyStep(s, prompt);
+    seqs_->GreedyStep(s, std::span(&next, 1));
     seqs_->Free(s);
   }
 

@@ -74,4 +74,18 @@ void Sequences::Forward(std::span<const Item> items, std::span<const backend::Sa
   }
 }
 
+void Sequences::GreedyStep(std::span<const int> ids, std::span<const std::span<const int32_t>> tokens,
+                           std::span<int32_t> next) {
+  std::vector<Item> items(ids.size());
+  std::vector<backend::SampleRow> rows(ids.size());
+  std::vector<backend::SampleResult> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    items[i] = {ids[i], tokens[i], model::Logits::kLast};
+    rows[i].logits_row = static_cast<int64_t>(i);
+    rows[i].params.temperature = 0.0f;
+  }
+  Forward(items, rows, out);
+  for (size_t i = 0; i < ids.size(); ++i) next[i] = out[i].id;
+}
+
 }  // namespace pensieve::engine

@@ -41,6 +41,14 @@ class Sequences {
   void Forward(std::span<const Item> items, std::span<float> logits);
   void Forward(std::span<const Item> items, std::span<const backend::SampleRow> samples,
                std::span<backend::SampleResult> out);
+  // One step of tokens[i] for sequence ids[i], each drawing its next token greedily into next[i] (the engine's
+  // warm-up and the benchmarks run the model this way).
+  void GreedyStep(std::span<const int> ids, std::span<const std::span<const int32_t>> tokens, std::span<int32_t> next);
+  int32_t GreedyStep(int seq, std::span<const int32_t> tokens) {
+    int32_t next = 0;
+    GreedyStep(std::span(&seq, 1), std::span(&tokens, 1), std::span(&next, 1));
+    return next;
+  }
 
  private:
   void Append(std::span<const Item> items);
