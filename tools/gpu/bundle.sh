@@ -18,6 +18,8 @@ done
 for l in libhwy.so.1 libutf8proc.so.2 libcpp-httplib.so.0.11; do cp -L "/usr/lib/x86_64-linux-gnu/$l" "$stage/lib/"; done
 cp -r ../shared/data/models/stories260K "$stage/shared/data/models/"
 cp -r ../shared/data/tokenizers/qwen3 ../shared/data/tokenizers/mistral-7b-v0.1 ../shared/data/tokenizers/llama-3.1 "$stage/shared/data/tokenizers/"
+mkdir -p "$stage/shared/data/chat-templates/templates"
+cp ../shared/data/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja "$stage/shared/data/chat-templates/templates/"
 rm -rf .dev && mkdir -p .dev
 tar cf - -C "$stage" . | xz -T2 -6 > .dev/bundle.tar.xz
 ls -la .dev/bundle.tar.xz

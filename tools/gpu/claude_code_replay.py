@@ -5,7 +5,8 @@ Usage: claude_code_replay.py PORT REQUEST.json [--sessions N] [--max-tokens M]
 
 REQUEST.json is a first turn (Anthropic Messages body, streamed). The script sends it cold, then the follow-up
 turn Claude Code would send (the same prefix plus the model's tool call and its result), then N sessions at
-once, each a first turn with its own user text followed by its follow-up. For every turn it prints the time to
+once, each a first turn whose user message ends in its own text (so they share the prefix up to there, as
+sessions of one CLI version in one project do) followed by its follow-up. For every turn it prints the time to
 the first token (the first content_block_delta event), the prompt tokens, how many came from the prefix cache
 (from the server's usage), the output tokens and the total time; then the aggregate decode rate of the
 concurrent phase. Exits 1 when a request fails. Standard library only (the GPU machine has no extra packages).
@@ -85,7 +86,12 @@ def main():
 
     def session(i):
         body = copy.deepcopy(first)
-        body["messages"][-1]["content"] = f"Session {i}: " + str(body["messages"][-1]["content"])
+        last = body["messages"][-1]
+        mark = f"(session {i})"
+        if isinstance(last["content"], list):  # Claude Code sends blocks: one more text block at the end
+            last["content"].append({"type": "text", "text": mark})
+        else:
+            last["content"] += " " + mark
         try:
             results[(i, 0)] = turn(port, body)
             results[(i, 1)] = turn(port, follow_up(body, i))

@@ -9,11 +9,22 @@
 set -uo pipefail
 source tools/gpu/env.sh
 out=${OUT:-/tmp}
-m=/tmp/models/llama-3-8b-mlx4-tok32k
+m=/tmp/models/llama-3-8b-mlx4-instruct
 port=18080
 n=${N:-16}
-[ -d "$m" ] || .dev/pensieve random-model "$m" --shape llama-3-8b --dtype mlx4 \
-  --ctx 32768 --tokenizer "$PENSIEVE_SHARED_DIR/data/tokenizers/llama-3.1" > /dev/null || exit 1
+# The tokenizer files' own template is Llama 3's base one (no tools); Claude Code's requests want the Instruct
+# template, which renders the tool schemas.
+if [ ! -d "$m" ]; then
+  .dev/pensieve random-model "$m" --shape llama-3-8b --dtype mlx4 \
+    --ctx 32768 --tokenizer "$PENSIEVE_SHARED_DIR/data/tokenizers/llama-3.1" > /dev/null || exit 1
+  python3 - "$m/tokenizer_config.json" \
+    "$PENSIEVE_SHARED_DIR/data/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja" <<'EOF' || exit 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = open(sys.argv[2]).read()
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+fi
 .dev/pensieve serve --model "$m" --device cuda --port "$port" > "$out/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
@@ -41,11 +52,19 @@ r=$(post /v1/chat/completions '{"model":"m","max_tokens":32,"stream":true,"messa
 echo "openai stream: $r, $(grep -c '^data:' /tmp/body) chunks, last: $(grep '^data:' /tmp/body | tail -1)"
 grep -q 'data: \[DONE\]' /tmp/body || fail "openai stream"
 
-# A Claude Code-shaped first turn: the synthetic prompts' system text (as Claude Code sends it: the billing line
-# as a block of its own) and tools, the text repeated to about 19k tokens in Llama-3.1's vocabulary (the
-# tokenizer_config template of these files renders no tools).
-python3 - > /tmp/cc.json <<'EOF'
-import gzip, json
+# Claude Code's first turn: the real request when a capture is carried (CAPTURE, default
+# .captures/claude-code.jsonl, written by tools/capture_requests.py in front of a server that the pinned CLI
+# talked to; kept out of the repository: it is the CLI's own prompt), else the synthetic Claude Code-shaped
+# prompt of tests/fixtures/demo (the billing line as its own system block, the text repeated to ~19k tokens).
+capture=${CAPTURE:-.captures/claude-code.jsonl}
+python3 - "$capture" > /tmp/cc.json <<'EOF'
+import gzip, json, os, sys
+if os.path.exists(sys.argv[1]):
+    rows = [json.loads(l) for l in open(sys.argv[1])]
+    body = max((r["body"] for r in rows if r["path"].startswith("/v1/messages")), key=lambda b: len(b.get("tools", [])))
+    print(json.dumps(body))
+    print("replaying the captured request:", len(body.get("tools", [])), "tools", file=sys.stderr)
+    sys.exit(0)
 row = json.loads(gzip.open("tests/fixtures/demo/claude_code_shaped.jsonl.gz", "rt").readline())
 system = "\n\n".join(m["content"] for m in row["messages"] if m["role"] == "system")
 billing, _, text = system.partition("\n\n")
@@ -55,6 +74,7 @@ user = next(m["content"] for m in row["messages"] if m["role"] == "user")
 blocks = [{"type": "text", "text": t} for t in (billing, text, text, text[:16000])]
 print(json.dumps({"model": "m", "max_tokens": 16, "stream": True, "system": blocks, "tools": tools,
                   "messages": [{"role": "user", "content": user}]}))
+print("replaying the synthetic request", file=sys.stderr)
 EOF
 python3 tools/gpu/claude_code_replay.py "$port" /tmp/cc.json --sessions 8 --max-tokens 64 || fail "claude code replay"
 
