@@ -143,7 +143,7 @@ void Run(const GenerateArgs& a) {
 void RegisterGenerate(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   auto* cmd = app.add_subcommand("generate", "Generate a continuation of a prompt");
-  cmd->add_option("--model", args->model, "Model directory (config.json + safetensors), or 'demo' for the built-in demo model")->required();
+  cmd->add_option("--model", args->model, "Model directory (config.json + safetensors), a GGUF file, or 'demo' for the built-in demo model")->required();
   cmd->add_option("--prompt", args->prompt, "Prompt text (encoded with the model's tokenizer; BOS as it configures)");
   cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, comma-separated, used as given (no BOS added)");
   cmd->add_option("--max-tokens", args->max_tokens, "Most tokens to generate")->capture_default_str();

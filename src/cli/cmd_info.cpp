@@ -10,6 +10,8 @@
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "model/model.h"
+#include "formats/gguf.h"
+#include "formats/gguf_model.h"
 #include "formats/model_config.h"
 #include "formats/random_model.h"
 #include "formats/safetensors.h"
@@ -44,17 +46,26 @@ struct InfoOptions {
 void RunInfo(const InfoOptions& opt) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (opt.path.ends_with(".gguf"))
-    throw Error(opt.path + ": GGUF files are not described by `pensieve info` yet (safetensors directories only)");
   if (!fs::exists(opt.path, ec)) throw Error(opt.path + ": no such file or directory");
   const bool is_dir = fs::is_directory(opt.path, ec);
-  if (!is_dir && !opt.path.ends_with(".safetensors") && !opt.path.ends_with(".index.json")) {
+  const bool gguf = !is_dir && IsGgufFile(opt.path);
+  if (!is_dir && !gguf && !opt.path.ends_with(".safetensors") && !opt.path.ends_with(".index.json")) {
     throw Error(opt.path + ": not a model directory (expected a folder with config.json and model.safetensors, " +
-                "or a .safetensors file inside one)");
+                "a .safetensors file inside one, or a GGUF file)");
   }
-  std::string dir = is_dir ? opt.path : fs::path(opt.path).parent_path().string();
-  ModelConfig c = LoadModelConfig(dir);
-  TensorStore store = TensorStore::Open(opt.path);
+  // A GGUF file: its tensors as stored (ggml types), beside the store it is converted into.
+  std::map<std::string, int> gguf_types;
+  uint64_t gguf_bytes = 0;
+  if (gguf) {
+    const auto f = GgufFile::Open(opt.path);
+    for (const GgufTensorInfo& t : f->tensors()) gguf_types[GgmlTypeName(t.ggml_type)]++;
+    gguf_bytes = f->bytes().size();
+  }
+  Checkpoint ck = gguf ? LoadGgufCheckpoint(opt.path)
+                       : Checkpoint{LoadModelConfig(is_dir ? opt.path : fs::path(opt.path).parent_path().string()),
+                                    TensorStore::Open(opt.path)};
+  const ModelConfig& c = ck.config;
+  const TensorStore& store = ck.store;
 
   // Parameters: quantized modules count their logical [rows, cols]; scales/biases are storage, not parameters.
   double params = 0;
@@ -86,7 +97,7 @@ void RunInfo(const InfoOptions& opt) {
   const int64_t ctx = opt.ctx > 0 ? opt.ctx : std::min<int64_t>(c.max_position_embeddings, 4096);
   const double kv_per_token_layer = 2.0 * c.num_key_value_heads * c.head_dim * 2;  // K and V, 16-bit
   const double kv_per_token = kv_per_token_layer * c.num_hidden_layers;
-  const double weights = static_cast<double>(store.FileBytes());
+  const double weights = static_cast<double>(gguf ? gguf_bytes : store.FileBytes());
   const double total = weights + kv_per_token * ctx;
 
   // The GPU, and whether the model fits it at this context (weights, KV pool, activations, workspace).
@@ -116,6 +127,7 @@ void RunInfo(const InfoOptions& opt) {
                  {"total_bytes", gpu.total_bytes}, {"needed_bytes", need.total()},
                  {"fits", gpu.usable && need.total() <= gpu.free_bytes}}}};
     if (c.quantization) j["quantization"] = c.quantization->ToJson();
+    if (gguf) j["gguf_tensor_types"] = gguf_types, j["file_bytes"] = gguf_bytes;
     if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -149,8 +161,13 @@ void RunInfo(const InfoOptions& opt) {
   } else {
     std::printf("quantization: none\n");
   }
+  if (gguf) {
+    std::printf("gguf:        ");
+    for (const auto& [t, n] : gguf_types) std::printf(" %s x%d", t.c_str(), n);
+    std::printf(" (as stored; loaded as the dtypes above)\n");
+  }
   std::printf("parameters:   %s\n", Count(params).c_str());
-  std::printf("tensors:      %zu in %zu file(s), %s on disk\n", store.size(), store.Files().size(),
+  std::printf("tensors:      %zu in %zu file(s), %s on disk\n", store.size(), gguf ? size_t{1} : store.Files().size(),
               Human(weights).c_str());
   std::printf("KV cache:     %s per token (%s per layer, 16-bit K and V)\n", Human(kv_per_token).c_str(),
               Human(kv_per_token_layer).c_str());

@@ -161,7 +161,7 @@ void Serve(const ServeArgs& a) {
 void RegisterServe(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand("serve", "Serve a model over the Anthropic Messages and OpenAI APIs");
-  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json); default: the built-in demo model ('demo')");
+  cmd->add_option("--model", args->model, "Model directory (config.json, *.safetensors, tokenizer.json) or GGUF file; default: the built-in demo model ('demo')");
   cmd->add_option("--host", args->host, "Address to bind (loopback by default)")->capture_default_str();
   cmd->add_option("--port", args->port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_key, "Require this key (x-api-key or Authorization: Bearer)");

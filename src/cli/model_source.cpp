@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "formats/gguf_model.h"
 #include "formats/safetensors.h"
 #include "util/error.h"
 
@@ -75,8 +76,13 @@ ModelSource ResolveModelSource(const std::string& model_arg) {
   struct stat st;
   if (::stat(model_arg.c_str(), &st) != 0) throw Error(model_arg + ": " + std::strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
+    if (S_ISREG(st.st_mode) && IsGgufFile(model_arg)) {  // weights, config, tokenizer and template in one file
+      std::string name = BaseName(model_arg);
+      if (name.size() > 5 && name.ends_with(".gguf")) name.resize(name.size() - 5);
+      return {model_arg, name, false};
+    }
     throw Error(model_arg + ": not a model directory (expected a folder with config.json, tokenizer.json and " +
-                "model.safetensors or its shards)");
+                "model.safetensors or its shards) nor a GGUF file");
   }
   return {model_arg, BaseName(model_arg), false};
 }

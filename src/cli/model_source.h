@@ -18,14 +18,15 @@ namespace pensieve::cli {
 inline constexpr const char* kDemoModelName = "pensieve-demo";
 
 struct ModelSource {
-  std::string dir;       // directory with config.json, tokenizer files (for the demo: the temporary directory)
+  std::string dir;       // directory with config.json, tokenizer files (for the demo: the temporary directory),
+                         // or a GGUF file (the tokenizer and chat template loaders read those too)
   std::string name;      // default model id: the directory's base name, or kDemoModelName
   bool embedded = false; // the demo model built into the binary
 };
 
-// "" or "demo" -> the built-in demo model; anything else must be a directory, returned as given. Throws
-// pensieve::Error for a path that is missing or not a directory, or when the temporary directory cannot be
-// written.
+// "" or "demo" -> the built-in demo model; anything else must be a directory or a GGUF file, returned as
+// given. Throws pensieve::Error for a path that is missing or neither, or when the temporary directory cannot
+// be written.
 ModelSource ResolveModelSource(const std::string& model_arg);
 
 // Model::Load for a path, or over the embedded weights for the demo model.

@@ -51,6 +51,8 @@ struct GgufTensorInfo {
   uint64_t file_offset = 0;  // absolute
   uint64_t n_bytes = 0;      // size implied by type and shape; 0 when the type's block size is unknown here
 };
+// A ggml tensor type's name ("Q4_0", "Q6_K", ...; "an unknown type" for numbers this reader does not know).
+const char* GgmlTypeName(uint32_t ggml_type);
 // Bytes per block and elements per block of a ggml tensor type; false when unknown to this reader.
 bool GgmlTypeBlock(uint32_t ggml_type, uint64_t* block_bytes, uint64_t* block_elems);
 

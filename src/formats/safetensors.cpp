@@ -315,6 +315,13 @@ TensorStore TensorStore::FromMemory(const std::string& name, const std::byte* da
   return store;
 }
 
+TensorStore TensorStore::FromOwnedBytes(const std::string& name, std::vector<std::byte> bytes) {
+  auto owned = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+  TensorStore store = FromMemory(name, owned->data(), owned->size());
+  store.owned_ = std::move(owned);
+  return store;
+}
+
 const TensorView* TensorStore::Find(std::string_view name) const {
   auto it = by_name_.find(std::string(name));
   return it == by_name_.end() ? nullptr : it->second;
@@ -473,6 +480,20 @@ void SafetensorsWriter::Write(const std::string& path) const {
     std::remove(tmp.c_str());
     throw Error(path + ": rename failed: " + std::strerror(errno));
   }
+}
+
+std::vector<std::byte> SafetensorsWriter::ToBytes() const {
+  const std::string header = HeaderJson();
+  std::vector<std::byte> out(FileBytes());
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  size_t at = 8 + header.size();
+  for (size_t i : Layout()) {
+    const Entry& e = entries_[i];
+    e.produce(out.data() + at, e.nbytes);
+    at += e.nbytes;
+  }
+  return out;
 }
 
 std::vector<std::string> SafetensorsWriter::WriteModelDir(const std::string& dir, uint64_t max_shard_bytes) const {

@@ -120,6 +120,8 @@ class TensorStore {
   // One safetensors file held in memory (bytes owned by the caller and outliving the store; used in place,
   // not copied). `name` stands in for the path in messages. Same validation as Open.
   static TensorStore FromMemory(const std::string& name, const std::byte* data, size_t size);
+  // The same over bytes the store keeps (a checkpoint rewritten at load, e.g. from GGUF).
+  static TensorStore FromOwnedBytes(const std::string& name, std::vector<std::byte> bytes);
 
   // Nullptr when absent.
   const TensorView* Find(std::string_view name) const;
@@ -145,6 +147,7 @@ class TensorStore {
   std::string path_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, const TensorView*> by_name_;
+  std::shared_ptr<const std::vector<std::byte>> owned_;  // FromOwnedBytes: the bytes the views point into
 };
 
 // Writes a .safetensors file. Tensors are declared first and their bytes produced at Write time, so a
@@ -165,6 +168,8 @@ class SafetensorsWriter {
   void AddLazy(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce);
   // Writes the file (to path + ".tmp", then renames). Throws Error on I/O failure or duplicate names.
   void Write(const std::string& path) const;
+  // The same file's bytes, in memory.
+  std::vector<std::byte> ToBytes() const;
   // Writes the tensors into model directory `dir` as mlx-lm and transformers do: one `model.safetensors` when
   // the data fits in max_shard_bytes, else `model-0000i-of-0000N.safetensors` shards (tensors in the order
   // added, a new shard when the next tensor would overflow the current one) plus

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "formats/checkpoint.h"
 #include "util/error.h"
 
 namespace pensieve::model {
@@ -83,9 +84,8 @@ Sizes ComputeSizes(const ModelConfig& c, ModelWeights& host, backend::Backend& b
 }  // namespace
 
 std::unique_ptr<Model> Model::Load(const std::string& path, backend::Backend& backend, const LoadOptions& opts) {
-  ModelConfig config = LoadModelConfig(path);
-  TensorStore store = TensorStore::Open(path);
-  return std::unique_ptr<Model>(new Model(backend, std::move(config), std::move(store), opts));
+  Checkpoint c = OpenCheckpoint(path);
+  return std::unique_ptr<Model>(new Model(backend, std::move(c.config), std::move(c.store), opts));
 }
 
 std::unique_ptr<Model> Model::Load(const std::string& config_dir, TensorStore store, backend::Backend& backend,
@@ -95,10 +95,9 @@ std::unique_ptr<Model> Model::Load(const std::string& config_dir, TensorStore st
 }
 
 MemoryUse Model::Plan(const std::string& path, backend::Backend& backend, const LoadOptions& opts) {
-  ModelConfig config = LoadModelConfig(path);
-  TensorStore store = TensorStore::Open(path);
-  ModelWeights host = BindWeights(config, store);
-  return ComputeSizes(config, host, backend, opts).memory;
+  Checkpoint c = OpenCheckpoint(path);
+  ModelWeights host = BindWeights(c.config, c.store);
+  return ComputeSizes(c.config, host, backend, opts).memory;
 }
 
 Model::Model(backend::Backend& backend, ModelConfig config, TensorStore store, const LoadOptions& opts)

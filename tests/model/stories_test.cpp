@@ -1,6 +1,7 @@
 // End-to-end truth from a real trained model: stories260K (karpathy's tinyllamas) as HF safetensors, f32 and
-// bf16. Expected greedy continuations and logits come from an independent NumPy implementation
-// (/work/shared/data/models/stories260K/*.json), not from this code.
+// bf16, and as GGUF files, f32, Q8_0 and Q4_0 (llama.cpp's q/k row order, quantized embedding). Expected greedy
+// continuations and logits come from an independent NumPy implementation (for the GGUF files on gguf-py's
+// dequantizers: /work/shared/data/models/stories260K/*.json), not from this code.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -51,6 +52,13 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
   ASSERT_EQ(V, 512);
 
   nlohmann::json expected = ReadJson(base + c.expected);
+  if (expected.contains("models")) {  // one file for several models: the entry of this one
+    nlohmann::json entry;
+    for (const auto& m : expected["models"])
+      if (m["file"] == c.model_dir) entry = m;
+    ASSERT_TRUE(entry.contains("generate")) << c.model_dir << " has no entry in " << c.expected;
+    expected = std::move(entry);
+  }
   const double tol = 1e-4;
   for (const auto& g : expected["generate"]) {
     SCOPED_TRACE(g["prompt"].get<std::string>());
@@ -98,10 +106,14 @@ INSTANTIATE_TEST_SUITE_P(
     Stories, StoriesTest,
     ::testing::Values(Case{"stories260K-hf", "stories260K.expected.json", false},
                       Case{"stories260K-hf", "stories260K.expected.json", true},
-                      Case{"stories260K-hf-bf16", "stories260K-hf-bf16/expected.json", false}),
+                      Case{"stories260K-hf-bf16", "stories260K-hf-bf16/expected.json", false},
+                      Case{"stories260K-f32.gguf", "stories260K-gguf.expected.json", false},
+                      Case{"stories260K-Q8_0.gguf", "stories260K-gguf.expected.json", false},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", false},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", true}),
     [](const auto& info) {
       std::string name = info.param.model_dir;
-      for (char& ch : name) if (ch == '-') ch = '_';
+      for (char& ch : name) if (ch == '-' || ch == '.') ch = '_';
       return name + (info.param.reference_backend ? "_reference" : "_cpu");
     });
 

@@ -5,35 +5,14 @@
 #include <cstring>
 
 #include "formats/gguf.h"
+#include "gguf_writer.h"
 #include "test_paths.h"
 #include "util/error.h"
 
 namespace pensieve {
 namespace {
 
-// Little-endian GGUF writer for building test files by hand.
-class Writer {
- public:
-  Writer& U32(uint32_t v) { return Raw(&v, 4); }
-  Writer& U64(uint64_t v) { return Raw(&v, 8); }
-  Writer& I32(int32_t v) { return Raw(&v, 4); }
-  Writer& F32(float v) { return Raw(&v, 4); }
-  Writer& Str(const std::string& s) {
-    U64(s.size());
-    return Raw(s.data(), s.size());
-  }
-  Writer& Raw(const void* p, size_t n) {
-    bytes.insert(bytes.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
-    return *this;
-  }
-  Writer& Header(uint64_t n_tensors, uint64_t n_kv) {
-    Raw("GGUF", 4);
-    U32(3);
-    U64(n_tensors);
-    return U64(n_kv);
-  }
-  std::vector<uint8_t> bytes;
-};
+using Writer = test::GgufWriter;
 
 std::string ErrorOf(const std::vector<uint8_t>& bytes) {
   try {

@@ -1,0 +1,13 @@
+#include "formats/checkpoint.h"
+
+#include "formats/gguf_model.h"
+
+namespace pensieve {
+
+Checkpoint OpenCheckpoint(const std::string& path) {
+  if (IsGgufFile(path)) return LoadGgufCheckpoint(path);
+  ModelConfig config = LoadModelConfig(path);
+  return {std::move(config), TensorStore::Open(path)};
+}
+
+}  // namespace pensieve

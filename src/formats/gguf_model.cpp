@@ -1,0 +1,299 @@
+#include "formats/gguf_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "formats/gguf.h"
+#include "util/error.h"
+
+namespace pensieve {
+namespace {
+
+using json = nlohmann::json;
+
+// ggml tensor types this loader reads.
+enum GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kBF16 = 30 };
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      uint32_t m = mant;
+      do {
+        ++e;
+        m <<= 1;
+      } while ((m & 0x400) == 0);
+      bits = sign | ((127 - 15 - e) << 23) | ((m & 0x3FF) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The f16 bits of f when f16 holds it exactly (a multiple of a power of two of an f16 value), else false.
+bool ExactHalf(float f, uint16_t* out) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000u;
+  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127;
+  const uint32_t mant = b & 0x7FFFFFu;
+  if ((b & 0x7FFFFFFFu) == 0) return *out = static_cast<uint16_t>(sign), true;
+  if (exp > 15 || exp < -24) return false;
+  if (exp >= -14) {  // normal
+    if (mant & 0x1FFFu) return false;
+    *out = static_cast<uint16_t>(sign | ((exp + 15) << 10) | (mant >> 13));
+    return true;
+  }
+  const uint32_t full = mant | 0x800000u;  // subnormal f16: value = m * 2^-24
+  const int shift = 13 + (-14 - exp);
+  if (full & ((1u << shift) - 1)) return false;
+  *out = static_cast<uint16_t>(sign | (full >> shift));
+  return true;
+}
+
+uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// One block of 32 codes of a legacy ggml type as (codes, scale, bias) with w = scale * code + bias.
+struct Block {
+  uint8_t q[32];
+  float scale, bias;
+};
+Block DecodeBlock(uint32_t type, const uint8_t* b) {
+  Block out{};
+  const float d = HalfToFloat(Le16(b));
+  switch (type) {
+    case kQ4_0:
+      for (int j = 0; j < 16; ++j) out.q[j] = b[2 + j] & 15, out.q[j + 16] = b[2 + j] >> 4;
+      out.scale = d, out.bias = -8.0f * d;
+      break;
+    case kQ4_1:
+      for (int j = 0; j < 16; ++j) out.q[j] = b[4 + j] & 15, out.q[j + 16] = b[4 + j] >> 4;
+      out.scale = d, out.bias = HalfToFloat(Le16(b + 2));
+      break;
+    case kQ5_0:
+    case kQ5_1: {
+      const int at = type == kQ5_0 ? 2 : 4;
+      uint32_t qh;
+      std::memcpy(&qh, b + at, 4);
+      for (int j = 0; j < 16; ++j) {
+        out.q[j] = static_cast<uint8_t>((b[at + 4 + j] & 15) | (((qh >> j) & 1) << 4));
+        out.q[j + 16] = static_cast<uint8_t>((b[at + 4 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+      }
+      out.scale = d, out.bias = type == kQ5_0 ? -16.0f * d : HalfToFloat(Le16(b + 2));
+      break;
+    }
+    case kQ8_0:
+      for (int j = 0; j < 32; ++j) out.q[j] = static_cast<uint8_t>(static_cast<int8_t>(b[2 + j]) + 128);
+      out.scale = d, out.bias = -128.0f * d;
+      break;
+  }
+  return out;
+}
+
+int BitsOf(uint32_t type) {
+  switch (type) {
+    case kQ4_0: case kQ4_1: return 4;
+    case kQ5_0: case kQ5_1: return 5;
+    case kQ8_0: return 8;
+    default: return 0;
+  }
+}
+
+// GGUF tensor name -> Hugging Face name for `llama`; empty when the table does not name it.
+std::string HfName(const std::string& g) {
+  static const std::map<std::string, std::string, std::less<>> kTop = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  static const std::map<std::string, std::string, std::less<>> kLayer = {
+      {"attn_norm.weight", "input_layernorm.weight"},       {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},         {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},         {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},             {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},             {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},              {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  if (auto it = kTop.find(g); it != kTop.end()) return it->second;
+  if (g.rfind("blk.", 0) != 0) return "";
+  const size_t dot = g.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return "";
+  const std::string layer = g.substr(4, dot - 4);
+  if (layer.find_first_not_of("0123456789") != std::string::npos) return "";
+  auto it = kLayer.find(std::string_view(g).substr(dot + 1));
+  return it == kLayer.end() ? "" : "model.layers." + layer + "." + it->second;
+}
+
+// The Hugging Face config.json the metadata of a `llama` GGUF implies.
+json ConfigFrom(const GgufFile& f, bool tied, int64_t vocab_rows) {
+  const std::string& name = f.name();
+  const std::string arch = f.GetString("general.architecture").value_or("");
+  if (arch != "llama")
+    throw Error(name + ": general.architecture '" + arch + "' is not supported for GGUF weights yet (llama)");
+  const auto need = [&](const std::string& key) {
+    const auto v = f.GetInt(key);
+    if (!v) throw Error(name + ": GGUF metadata '" + key + "' is missing");
+    return *v;
+  };
+  if (f.Has("llama.rope.scaling.type") && f.GetString("llama.rope.scaling.type").value_or("none") != "none")
+    throw Error(name + ": llama.rope.scaling.type '" + *f.GetString("llama.rope.scaling.type") +
+                "' is not supported for GGUF weights yet");
+  const int64_t hidden = need("llama.embedding_length"), heads = need("llama.attention.head_count");
+  const int64_t head_dim = f.GetInt("llama.attention.key_length").value_or(heads > 0 ? hidden / heads : 0);
+  json c = {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_size", hidden},
+      {"intermediate_size", need("llama.feed_forward_length")},
+      {"num_hidden_layers", need("llama.block_count")},
+      {"num_attention_heads", heads},
+      {"num_key_value_heads", f.GetInt("llama.attention.head_count_kv").value_or(heads)},
+      {"head_dim", head_dim},
+      {"vocab_size", f.GetInt("llama.vocab_size").value_or(vocab_rows)},
+      {"max_position_embeddings", f.GetInt("llama.context_length").value_or(4096)},
+      {"rms_norm_eps", f.GetFloat("llama.attention.layer_norm_rms_epsilon").value_or(1e-5)},
+      {"rope_theta", f.GetFloat("llama.rope.freq_base").value_or(10000.0)},
+      {"hidden_act", "silu"},
+      {"tie_word_embeddings", tied},
+  };
+  if (const auto rot = f.GetInt("llama.rope.dimension_count"); rot && head_dim > 0 && *rot != head_dim)
+    c["partial_rotary_factor"] = static_cast<double>(*rot) / static_cast<double>(head_dim);
+  if (const auto bos = f.GetInt("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = *bos;
+  if (const auto eos = f.GetInt("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = *eos;
+  if (const auto sw = f.GetInt("llama.attention.sliding_window"); sw && *sw > 0) c["sliding_window"] = *sw;
+  return c;
+}
+
+// Row r of Hugging Face's q (or k) holds GGUF row Source(r): HF orders each head's rotary pairs as two halves,
+// llama.cpp interleaves them.
+int64_t GgufRowOf(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, w = r % head_dim, half = head_dim / 2;
+  return h * head_dim + 2 * (w % half) + w / half;
+}
+
+}  // namespace
+
+bool IsGgufFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+Checkpoint LoadGgufCheckpoint(const std::string& path) { return LoadGgufCheckpoint(*GgufFile::Open(path)); }
+
+Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
+  const std::string& name = f.name();
+  bool tied = true;
+  int64_t vocab_rows = 0;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    if (t.name == "output.weight") tied = false;
+    if (t.name == "token_embd.weight" && t.shape.size() == 2) vocab_rows = static_cast<int64_t>(t.shape[1]);
+  }
+  json cj = ConfigFrom(f, tied, vocab_rows);
+  const int64_t head_dim = ParseModelConfigJson(cj, name + " (GGUF metadata)").head_dim;  // validated: > 0
+
+  SafetensorsWriter w;
+  std::set<std::string> seen;
+  json quant = json::object();
+  std::map<int, int> bits_count;  // how many matrices have each bit width: the most common is the default
+  for (const GgufTensorInfo& t : f.tensors()) {
+    const std::string where = name + ": tensor '" + t.name + "'";
+    if (t.name == "rope_freqs.weight")
+      throw Error(where + ": per-frequency rope factors (Llama 3.1 style) are not supported for GGUF weights yet");
+    const std::string hf = HfName(t.name);
+    if (hf.empty()) throw Error(where + " is not a tensor of a llama model");
+    if (!seen.insert(hf).second) throw Error(where + " appears twice");
+    if (t.shape.empty() || t.shape.size() > 2) throw Error(where + ": " + std::to_string(t.shape.size()) + " dimensions");
+    const int64_t cols = static_cast<int64_t>(t.shape[0]);
+    const int64_t rows = t.shape.size() == 2 ? static_cast<int64_t>(t.shape[1]) : 1;
+    if (rows == 0 || cols == 0) throw Error(where + " has no elements");
+    // q and k outputs (the rows of a matrix, the entries of a bias) go back into Hugging Face's rope order.
+    const bool permute = t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos;
+    const int64_t outputs = t.shape.size() == 2 ? rows : cols;
+    if (permute && (head_dim % 2 != 0 || outputs % head_dim != 0))
+      throw Error(where + ": " + std::to_string(outputs) + " outputs are not whole heads of " + std::to_string(head_dim));
+    const auto src_row = [&](int64_t r) { return permute ? GgufRowOf(r, head_dim) : r; };
+    if (t.n_bytes == 0 || t.file_offset + t.n_bytes > f.bytes().size())
+      throw Error(where + " has type " + GgmlTypeName(t.ggml_type) + ", which is not supported for GGUF weights");
+    const uint8_t* base = f.bytes().data() + t.file_offset;
+    const std::vector<int64_t> shape = t.shape.size() == 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{cols};
+
+    if (t.ggml_type == kF32 || t.ggml_type == kF16 || t.ggml_type == kBF16) {
+      const size_t es = t.ggml_type == kF32 ? 4 : 2;
+      const size_t row_bytes = static_cast<size_t>(cols) * es;
+      std::vector<std::byte> bytes(static_cast<size_t>(rows) * row_bytes);
+      if (t.shape.size() == 2) {
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(bytes.data() + r * row_bytes, base + src_row(r) * row_bytes, row_bytes);
+      } else {  // a vector: its entries are the outputs
+        for (int64_t i = 0; i < cols; ++i) std::memcpy(bytes.data() + i * es, base + src_row(i) * es, es);
+      }
+      const DType dt = t.ggml_type == kF32 ? DType::kF32 : t.ggml_type == kF16 ? DType::kF16 : DType::kBF16;
+      w.Add(hf, dt, shape, bytes);
+      continue;
+    }
+    const int bits = BitsOf(t.ggml_type);
+    if (bits == 0 || t.shape.size() != 2)
+      throw Error(where + " has type " + std::string(GgmlTypeName(t.ggml_type)) +
+                  ", which is not supported for GGUF weights yet (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+    const int64_t groups = cols / 32;
+    const size_t block_bytes = t.n_bytes / static_cast<size_t>(rows * groups);
+    std::vector<uint32_t> packed(static_cast<size_t>(rows * cols * bits / 32));
+    std::vector<float> scale(static_cast<size_t>(rows * groups)), bias(scale.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = base + src_row(r) * groups * block_bytes;
+      uint32_t* out = packed.data() + r * (cols * bits / 32);
+      for (int64_t g = 0; g < groups; ++g) {
+        const Block b = DecodeBlock(t.ggml_type, row + g * block_bytes);
+        scale[r * groups + g] = b.scale, bias[r * groups + g] = b.bias;
+        for (int j = 0; j < 32; ++j) {  // MLX packs codes as one little-endian bit stream per row
+          const int64_t bit = (g * 32 + j) * bits;
+          out[bit / 32] |= uint32_t{b.q[j]} << (bit % 32);
+          if (bit % 32 + bits > 32) out[bit / 32 + 1] |= uint32_t{b.q[j]} >> (32 - bit % 32);
+        }
+      }
+    }
+    // f16 scales and biases when every one is exact in f16 (the GPU's fast kernels read 16-bit ones).
+    std::vector<uint16_t> s16(scale.size()), b16(bias.size());
+    bool half = true;
+    for (size_t i = 0; i < scale.size() && half; ++i) half = ExactHalf(scale[i], &s16[i]) && ExactHalf(bias[i], &b16[i]);
+    const std::string module = hf.substr(0, hf.size() - std::string(".weight").size());
+    w.Add(hf, DType::kU32, {rows, cols * bits / 32}, std::as_bytes(std::span(packed)));
+    if (half) {
+      w.Add(module + ".scales", DType::kF16, {rows, groups}, std::as_bytes(std::span(s16)));
+      w.Add(module + ".biases", DType::kF16, {rows, groups}, std::as_bytes(std::span(b16)));
+    } else {
+      w.Add(module + ".scales", DType::kF32, {rows, groups}, std::as_bytes(std::span(scale)));
+      w.Add(module + ".biases", DType::kF32, {rows, groups}, std::as_bytes(std::span(bias)));
+    }
+    quant[module] = {{"group_size", 32}, {"bits", bits}};
+    ++bits_count[bits];
+  }
+  if (!bits_count.empty()) {
+    int common = bits_count.begin()->first;
+    for (const auto& [b, n] : bits_count)
+      if (n > bits_count[common]) common = b;
+    json q = {{"group_size", 32}, {"bits", common}};
+    for (auto& [module, spec] : quant.items())
+      if (spec["bits"].get<int>() != common) q[module] = spec;
+    cj["quantization"] = q;
+  }
+  ModelConfig config = ParseModelConfigJson(cj, name + " (GGUF metadata)");
+  return {std::move(config), TensorStore::FromOwnedBytes(name, w.ToBytes())};
+}
+
+}  // namespace pensieve

@@ -1,0 +1,30 @@
+#pragma once
+// A GGUF model file as the loader sees a checkpoint: the Hugging Face config.json its metadata implies and a
+// tensor store under Hugging Face names, so that one weight binding (model/weights.h) and one decoder serve
+// safetensors and GGUF alike.
+//
+// Contract:
+//  - Architectures: `llama` (also Mistral models converted as llama). Anything else, rope scaling that needs a
+//    per-frequency table, or a tensor this table does not name throws pensieve::Error naming the file, the key
+//    or tensor.
+//  - Tensor types: F32, F16 and BF16 stay float; Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 are rewritten once, at load,
+//    as MLX affine quantization with groups of 32 (w = s q + b per group), which holds each of them exactly
+//    (Q4_0: s = d, b = -8 d; Q8_0: codes + 128, b = -128 d; the _1 types: s = d, b = m), with f16 scales and
+//    biases (f32 where a product would overflow f16). Other types get an error naming the tensor and its type.
+//  - llama.cpp stores the q and k rows of `llama` models in the interleaved rope order (its converter permutes
+//    Hugging Face's); they are put back into Hugging Face's order here.
+//  - The rewritten tensors live in memory the returned store owns; the GGUF file is not kept mapped.
+#include <string>
+
+#include "formats/checkpoint.h"
+
+namespace pensieve {
+
+class GgufFile;
+
+// Whether `path` names a GGUF file (by its magic bytes), not a safetensors file or directory.
+bool IsGgufFile(const std::string& path);
+Checkpoint LoadGgufCheckpoint(const GgufFile& file);
+Checkpoint LoadGgufCheckpoint(const std::string& path);
+
+}  // namespace pensieve
