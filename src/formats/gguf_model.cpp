@@ -17,7 +17,10 @@ namespace {
 using json = nlohmann::json;
 
 // ggml tensor types this loader reads.
-enum GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kBF16 = 30 };
+enum GgmlType : uint32_t {
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
+  kBF16 = 30
+};
 
 float HalfToFloat(uint16_t h) {
   const uint32_t sign = uint32_t{h & 0x8000u} << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
@@ -67,13 +70,40 @@ bool ExactHalf(float f, uint16_t* out) {
 
 uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
-// One block of 32 codes of a legacy ggml type as (codes, scale, bias) with w = scale * code + bias.
+// One group of 32 codes as (codes, scale, bias) with w = scale * code + bias: group g of a row of a legacy type
+// (a block each) or of Q4_K / Q5_K (eight per 256-value super-block, each with its 6-bit scale and min).
 struct Block {
   uint8_t q[32];
   float scale, bias;
 };
-Block DecodeBlock(uint32_t type, const uint8_t* b) {
+
+// Sub-block j's 6-bit scale and min from a K-quant's 12 packed bytes.
+void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+  if (j < 4) {
+    *sc = q[j] & 63, *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+Block DecodeGroup(uint32_t type, const uint8_t* row, int64_t g) {
   Block out{};
+  if (type == kQ4_K || type == kQ5_K) {
+    const uint8_t* b = row + (g / 8) * (type == kQ4_K ? 144 : 176);
+    const int k = static_cast<int>(g % 8), pair = k / 2, shift = 4 * (k % 2);
+    int sc, m;
+    ScaleMinK4(k, b + 4, &sc, &m);
+    const uint8_t* qs = b + (type == kQ4_K ? 16 : 48) + 32 * pair;
+    for (int l = 0; l < 32; ++l) {
+      out.q[l] = static_cast<uint8_t>((qs[l] >> shift) & 15);
+      if (type == kQ5_K) out.q[l] |= static_cast<uint8_t>(((b[16 + l] >> k) & 1) << 4);
+    }
+    out.scale = HalfToFloat(Le16(b)) * static_cast<float>(sc);
+    out.bias = -(HalfToFloat(Le16(b + 2)) * static_cast<float>(m));
+    return out;
+  }
+  const uint8_t* b = row + g * (type == kQ4_0 ? 18 : type == kQ4_1 ? 20 : type == kQ5_0 ? 22 : type == kQ5_1 ? 24 : 34);
   const float d = HalfToFloat(Le16(b));
   switch (type) {
     case kQ4_0:
@@ -104,10 +134,51 @@ Block DecodeBlock(uint32_t type, const uint8_t* b) {
   return out;
 }
 
+// The 256 values of a Q6_K super-block (groups of 16 with int8 scales: no exact MLX form), as (d sc) q in f32.
+void DecodeQ6K(const uint8_t* b, float* y) {
+  const float d = HalfToFloat(Le16(b + 208));
+  for (int n = 0; n < 2; ++n) {
+    const uint8_t* ql = b + 64 * n;
+    const uint8_t* qh = b + 128 + 32 * n;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n);
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      float* o = y + 128 * n;
+      o[l] = (d * static_cast<float>(sc[is])) * static_cast<float>(q1);
+      o[l + 32] = (d * static_cast<float>(sc[is + 2])) * static_cast<float>(q2);
+      o[l + 64] = (d * static_cast<float>(sc[is + 4])) * static_cast<float>(q3);
+      o[l + 96] = (d * static_cast<float>(sc[is + 6])) * static_cast<float>(q4);
+    }
+  }
+}
+
+// f32 -> f16 bits, rounding to nearest even; false when |f| is beyond f16's range.
+bool ToHalf(float f, uint16_t* out) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000u, abs = b & 0x7FFFFFFFu;
+  if (abs >= 0x477FF000u) return false;  // rounds to 65536 or more (or inf/nan)
+  if (abs < 0x33000001u) return *out = static_cast<uint16_t>(sign), true;  // below half the smallest subnormal
+  const int exp = static_cast<int>(abs >> 23) - 127;
+  uint32_t mant = (abs & 0x7FFFFFu) | 0x800000u;
+  const int shift = exp >= -14 ? 13 : 13 + (-14 - exp);  // normal, or subnormal f16
+  const uint32_t rest = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+  mant >>= shift;
+  if (rest > halfway || (rest == halfway && (mant & 1))) ++mant;
+  // Normal: the exponent field then the mantissa (a carry moves into the exponent, as it should).
+  const uint32_t h = exp >= -14 ? ((static_cast<uint32_t>(exp + 15) << 10) + (mant - 0x400u)) : mant;
+  *out = static_cast<uint16_t>(sign | h);
+  return true;
+}
+
 int BitsOf(uint32_t type) {
   switch (type) {
-    case kQ4_0: case kQ4_1: return 4;
-    case kQ5_0: case kQ5_1: return 5;
+    case kQ4_0: case kQ4_1: case kQ4_K: return 4;
+    case kQ5_0: case kQ5_1: case kQ5_K: return 5;
     case kQ8_0: return 8;
     default: return 0;
   }
@@ -246,19 +317,31 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
       w.Add(hf, dt, shape, bytes);
       continue;
     }
+    const size_t row_bytes = t.n_bytes / static_cast<size_t>(rows);
+    if (t.ggml_type == kQ6_K && t.shape.size() == 2) {  // f16 values (f32 where one leaves f16's range)
+      std::vector<float> v(static_cast<size_t>(rows * cols));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t sb = 0; sb < cols / 256; ++sb) DecodeQ6K(base + src_row(r) * row_bytes + sb * 210, &v[r * cols + sb * 256]);
+      std::vector<uint16_t> h(v.size());
+      bool half = true;
+      for (size_t i = 0; i < v.size() && half; ++i) half = ToHalf(v[i], &h[i]);
+      if (half) w.Add(hf, DType::kF16, shape, std::as_bytes(std::span(h)));
+      else w.Add(hf, DType::kF32, shape, std::as_bytes(std::span(v)));
+      continue;
+    }
     const int bits = BitsOf(t.ggml_type);
     if (bits == 0 || t.shape.size() != 2)
       throw Error(where + " has type " + std::string(GgmlTypeName(t.ggml_type)) +
-                  ", which is not supported for GGUF weights yet (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+                  ", which is not supported for GGUF weights yet (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                  "Q4_K, Q5_K, Q6_K)");
     const int64_t groups = cols / 32;
-    const size_t block_bytes = t.n_bytes / static_cast<size_t>(rows * groups);
     std::vector<uint32_t> packed(static_cast<size_t>(rows * cols * bits / 32));
     std::vector<float> scale(static_cast<size_t>(rows * groups)), bias(scale.size());
     for (int64_t r = 0; r < rows; ++r) {
-      const uint8_t* row = base + src_row(r) * groups * block_bytes;
+      const uint8_t* row = base + src_row(r) * row_bytes;
       uint32_t* out = packed.data() + r * (cols * bits / 32);
       for (int64_t g = 0; g < groups; ++g) {
-        const Block b = DecodeBlock(t.ggml_type, row + g * block_bytes);
+        const Block b = DecodeGroup(t.ggml_type, row, g);
         scale[r * groups + g] = b.scale, bias[r * groups + g] = b.bias;
         for (int j = 0; j < 32; ++j) {  // MLX packs codes as one little-endian bit stream per row
           const int64_t bit = (g * 32 + j) * bits;

@@ -7,10 +7,12 @@
 //  - Architectures: `llama` (also Mistral models converted as llama). Anything else, rope scaling that needs a
 //    per-frequency table, or a tensor this table does not name throws pensieve::Error naming the file, the key
 //    or tensor.
-//  - Tensor types: F32, F16 and BF16 stay float; Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 are rewritten once, at load,
-//    as MLX affine quantization with groups of 32 (w = s q + b per group), which holds each of them exactly
-//    (Q4_0: s = d, b = -8 d; Q8_0: codes + 128, b = -128 d; the _1 types: s = d, b = m), with f16 scales and
-//    biases (f32 where a product would overflow f16). Other types get an error naming the tensor and its type.
+//  - Tensor types: F32, F16 and BF16 stay float; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q5_K are rewritten
+//    once, at load, as MLX affine quantization with groups of 32 (w = s q + b per group), which holds each of
+//    them exactly (Q4_0: s = d, b = -8 d; Q8_0: codes + 128, b = -128 d; the _1 types: s = d, b = m; the
+//    K-quants' sub-blocks: s = d sc, b = -dmin m), with f16 scales and biases where all are exact in f16, else
+//    f32. Q6_K (groups of 16, no MLX form) becomes f16 values (f32 if one leaves f16's range): 2^-11 relative
+//    rounding on top of the file's. Other types get an error naming the tensor and its type.
 //  - llama.cpp stores the q and k rows of `llama` models in the interleaved rope order (its converter permutes
 //    Hugging Face's); they are put back into Hugging Face's order here.
 //  - The rewritten tensors live in memory the returned store owns; the GGUF file is not kept mapped.

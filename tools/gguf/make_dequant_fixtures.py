@@ -4,11 +4,14 @@ gguf/quants.py), so that tests/formats/gguf_model_test.cpp checks our reading of
 implementation we did not write.
 
 Run where numpy and gguf-py are importable (the GPU machine: PYTHONPATH=.peer/gguf-py, see
-tools/gpu/build_peer.sh):  python3 tools/gguf/make_dequant_fixtures.py tests/fixtures/gguf/dequant.json
+tools/gpu/build_peer.sh; or Debian's python3-numpy, with a stand-in `sentencepiece` module on the path, which
+gguf-py imports for vocabularies only):  python3 tools/gguf/make_dequant_fixtures.py tests/fixtures/gguf/dequant.json
+The committed fixture was written on the development VM (numpy 1.24.2); its legacy types are byte-identical to
+a run on the GPU machine.
 
-For each type: a [3, 64] tensor (two blocks per row) of random block bytes, made valid and varied: scales are
-random f16 numbers of either sign and of several magnitudes (one subnormal, one large enough that -8 d or
--128 d leaves f16), codes uniformly random. The fixture holds the bytes (hex) and gguf-py's float32 values.
+For each type: a [3, 64] tensor (two blocks per row; K-quants [3, 256], one super-block per row) of random block
+bytes, made valid and varied: scales are random f16 numbers of either sign and, for the legacy types, of several
+magnitudes (one subnormal, one large enough that -8 d or -128 d leaves f16), codes uniformly random. The fixture holds the bytes (hex) and gguf-py's float32 values.
 """
 import json
 import sys
@@ -25,18 +28,25 @@ def half_bytes(values):
     return np.asarray(values, dtype=np.float16).view(np.uint8).reshape(-1, 2)
 
 
-def make(qtype):
+def make(qtype, cols):
     block, size = GGML_QUANT_SIZES[qtype]
-    n_blocks = ROWS * COLS // block
+    n_blocks = ROWS * cols // block
     raw = rng.integers(0, 256, size=(n_blocks, size), dtype=np.uint8)
     if qtype in (T.F16, T.BF16, T.F32):
-        vals = rng.normal(0, 1, size=ROWS * COLS).astype(np.float32)
+        vals = rng.normal(0, 1, size=ROWS * cols).astype(np.float32)
         if qtype == T.F32:
             raw = vals.view(np.uint8).reshape(-1, 4)
         elif qtype == T.F16:
             raw = vals.astype(np.float16).view(np.uint8).reshape(-1, 2)
         else:
             raw = (vals.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8).reshape(-1, 2)
+        return raw
+    if qtype in (T.Q4_K, T.Q5_K):  # d and dmin: small f16 numbers of either sign; scales and codes random
+        raw[:, 0:2] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
+        raw[:, 2:4] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
+        return raw
+    if qtype == T.Q6_K:  # d last
+        raw[:, 208:210] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
         return raw
     # d (and m for the _1 types): mixed magnitudes and signs; block 3 subnormal, block 4 large (8 d > 65504
     # for some types: the loader must then keep f32 scales)
@@ -50,13 +60,14 @@ def make(qtype):
 
 
 out = {}
-for qtype in (T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
-    raw = make(qtype)
+for qtype in (T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K):
+    cols = 256 if qtype in (T.Q4_K, T.Q5_K, T.Q6_K) else COLS  # K-quants: 256-value super-blocks
+    raw = make(qtype, cols)
     data = np.ascontiguousarray(raw).reshape(ROWS, -1)
-    values = quants.dequantize(data, qtype).astype(np.float32).reshape(ROWS, COLS)
+    values = quants.dequantize(data, qtype).astype(np.float32).reshape(ROWS, cols)
     out[qtype.name] = {
         "ggml_type": int(qtype),
-        "shape": [ROWS, COLS],
+        "shape": [ROWS, cols],
         "bytes": data.tobytes().hex(),
         "values": [float(v) for v in values.ravel()],
     }
