@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "cli/device_flags.h"
 #include "engine/sequences.h"
+#include "formats/checkpoint.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -70,7 +71,7 @@ void RunParallel(const BenchArgs& a) {
     most = std::max(most, b);
   }
   std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
-  const ModelConfig config = LoadModelConfig(a.model);
+  const ModelConfig config = ReadCheckpointConfig(a.model);
   model::LoadOptions opts;
   opts.max_sequences = most;
   opts.max_batch_tokens = std::max(most, std::min(most * a.prompt_tokens, 4096));
@@ -124,7 +125,7 @@ void Run(const BenchArgs& a) {
   Require(a.prompt_tokens >= 1 && a.gen_tokens >= 1, "bench: -p and -n must be >= 1");
   if (!a.parallel.empty()) return RunParallel(a);
   std::unique_ptr<backend::Backend> backend = MakeBackend(a.device);
-  const ModelConfig config = LoadModelConfig(a.model);
+  const ModelConfig config = ReadCheckpointConfig(a.model);
   model::LoadOptions opts;
   opts.max_sequences = 2;
   opts.max_batch_tokens = std::min(a.prompt_tokens, 4096);
@@ -228,7 +229,7 @@ void Run(const BenchArgs& a) {
 void RegisterBench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "Measure prefill and decode speed against the memory-bandwidth limit");
-  cmd->add_option("--model", args->model, "Model directory")->required();
+  cmd->add_option("--model", args->model, "Model directory or GGUF file")->required();
   cmd->add_option("-p", args->prompt_tokens, "Prompt tokens")->capture_default_str();
   cmd->add_option("-n", args->gen_tokens, "Generated tokens")->capture_default_str();
   AddDeviceFlags(cmd, &args->device);

@@ -1,5 +1,6 @@
 #include "formats/checkpoint.h"
 
+#include "formats/gguf.h"
 #include "formats/gguf_model.h"
 
 namespace pensieve {
@@ -8,6 +9,10 @@ Checkpoint OpenCheckpoint(const std::string& path) {
   if (IsGgufFile(path)) return LoadGgufCheckpoint(path);
   ModelConfig config = LoadModelConfig(path);
   return {std::move(config), TensorStore::Open(path)};
+}
+
+ModelConfig ReadCheckpointConfig(const std::string& path) {
+  return IsGgufFile(path) ? GgufModelConfig(*GgufFile::Open(path)) : LoadModelConfig(path);
 }
 
 }  // namespace pensieve

@@ -16,5 +16,7 @@ struct Checkpoint {
 // A safetensors model directory or file (config.json beside it), or a GGUF file (formats/gguf_model.h). Throws
 // pensieve::Error naming the path and what is wrong.
 Checkpoint OpenCheckpoint(const std::string& path);
+// Its config alone, cheaply (for sizing before a load; a GGUF's quantization is not described).
+ModelConfig ReadCheckpointConfig(const std::string& path);
 
 }  // namespace pensieve

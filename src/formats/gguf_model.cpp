@@ -209,9 +209,16 @@ std::string HfName(const std::string& g) {
   return it == kLayer.end() ? "" : "model.layers." + layer + "." + it->second;
 }
 
-// The Hugging Face config.json the metadata of a `llama` GGUF implies.
-json ConfigFrom(const GgufFile& f, bool tied, int64_t vocab_rows) {
+// The Hugging Face config.json the metadata (and the tensor list: tied output, vocabulary rows) of a `llama`
+// GGUF implies.
+json ConfigFrom(const GgufFile& f) {
   const std::string& name = f.name();
+  bool tied = true;
+  int64_t vocab_rows = 0;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    if (t.name == "output.weight") tied = false;
+    if (t.name == "token_embd.weight" && t.shape.size() == 2) vocab_rows = static_cast<int64_t>(t.shape[1]);
+  }
   const std::string arch = f.GetString("general.architecture").value_or("");
   if (arch != "llama")
     throw Error(name + ": general.architecture '" + arch + "' is not supported for GGUF weights yet (llama)");
@@ -266,16 +273,12 @@ bool IsGgufFile(const std::string& path) {
 
 Checkpoint LoadGgufCheckpoint(const std::string& path) { return LoadGgufCheckpoint(*GgufFile::Open(path)); }
 
+ModelConfig GgufModelConfig(const GgufFile& f) { return ParseModelConfigJson(ConfigFrom(f), f.name() + " (GGUF metadata)"); }
+
 Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
   const std::string& name = f.name();
-  bool tied = true;
-  int64_t vocab_rows = 0;
-  for (const GgufTensorInfo& t : f.tensors()) {
-    if (t.name == "output.weight") tied = false;
-    if (t.name == "token_embd.weight" && t.shape.size() == 2) vocab_rows = static_cast<int64_t>(t.shape[1]);
-  }
-  json cj = ConfigFrom(f, tied, vocab_rows);
-  const int64_t head_dim = ParseModelConfigJson(cj, name + " (GGUF metadata)").head_dim;  // validated: > 0
+  json cj = ConfigFrom(f);
+  const int64_t head_dim = GgufModelConfig(f).head_dim;  // validated: > 0
 
   SafetensorsWriter w;
   std::set<std::string> seen;

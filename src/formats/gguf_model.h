@@ -27,6 +27,8 @@ class GgufFile;
 // Whether `path` names a GGUF file (by its magic bytes), not a safetensors file or directory.
 bool IsGgufFile(const std::string& path);
 Checkpoint LoadGgufCheckpoint(const GgufFile& file);
+// The config alone (no tensor is read or converted), its quantization left out.
+ModelConfig GgufModelConfig(const GgufFile& file);
 Checkpoint LoadGgufCheckpoint(const std::string& path);
 
 }  // namespace pensieve

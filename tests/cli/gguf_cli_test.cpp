@@ -1,6 +1,6 @@
 // A GGUF file given to --model, as users of llama.cpp and Ollama have them: generate reads its weights,
-// tokenizer and BOS setting from the one file and continues the story as the independent reference does; a
-// GGUF cut short or with a type we cannot read is refused with one line naming the file, exit status 1.
+// tokenizer and BOS setting from the one file and continues the story as the independent reference does; bench
+// and info take it too; a GGUF cut short is refused with one line naming the file, exit status 1.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -33,6 +33,18 @@ TEST(GgufCli, GenerateOnAGgufFileMatchesTheReference) {
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find(want), std::string::npos) << r.out;
   }
+}
+
+TEST(GgufCli, BenchAndInfoTakeAGgufFile) {
+  PENSIEVE_REQUIRE_SHARED();
+  const std::string file = SharedDir() + kStories + "stories260K-Q8_0.gguf";
+  RunResult r = RunCli("bench --model " + file + " -p 16 -n 4 --device cpu");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("decode      4 tokens"), std::string::npos) << r.out;
+  r = RunCli("info " + file);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Q8_0 x31"), std::string::npos) << r.out;  // the stored types
+  EXPECT_NE(r.out.find("MLX affine 8-bit, group size 32"), std::string::npos) << r.out;  // as loaded
 }
 
 TEST(GgufCli, TruncatedGgufIsRefusedWithOneLine) {
