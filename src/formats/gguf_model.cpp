@@ -47,27 +47,6 @@ float HalfToFloat(uint16_t h) {
   return f;
 }
 
-// The f16 bits of f when f16 holds it exactly (a multiple of a power of two of an f16 value), else false.
-bool ExactHalf(float f, uint16_t* out) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint32_t sign = (b >> 16) & 0x8000u;
-  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127;
-  const uint32_t mant = b & 0x7FFFFFu;
-  if ((b & 0x7FFFFFFFu) == 0) return *out = static_cast<uint16_t>(sign), true;
-  if (exp > 15 || exp < -24) return false;
-  if (exp >= -14) {  // normal
-    if (mant & 0x1FFFu) return false;
-    *out = static_cast<uint16_t>(sign | ((exp + 15) << 10) | (mant >> 13));
-    return true;
-  }
-  const uint32_t full = mant | 0x800000u;  // subnormal f16: value = m * 2^-24
-  const int shift = 13 + (-14 - exp);
-  if (full & ((1u << shift) - 1)) return false;
-  *out = static_cast<uint16_t>(sign | (full >> shift));
-  return true;
-}
-
 uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
 // One group of 32 codes as (codes, scale, bias) with w = scale * code + bias: group g of a row of a legacy type
@@ -356,7 +335,8 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
     // f16 scales and biases when every one is exact in f16 (the GPU's fast kernels read 16-bit ones).
     std::vector<uint16_t> s16(scale.size()), b16(bias.size());
     bool half = true;
-    for (size_t i = 0; i < scale.size() && half; ++i) half = ExactHalf(scale[i], &s16[i]) && ExactHalf(bias[i], &b16[i]);
+    const auto exact = [](float f, uint16_t* h) { return ToHalf(f, h) && HalfToFloat(*h) == f; };
+    for (size_t i = 0; i < scale.size() && half; ++i) half = exact(scale[i], &s16[i]) && exact(bias[i], &b16[i]);
     const std::string module = hf.substr(0, hf.size() - std::string(".weight").size());
     w.Add(hf, DType::kU32, {rows, cols * bits / 32}, std::as_bytes(std::span(packed)));
     if (half) {
