@@ -8,7 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build/release/src/pensieve}
 secs=${2:-3}
-shared=${PENSIEVE_SHARED_DIR:-$root/../shared}
+shared=${PENSIEVE_SHARED_DIR:-$root/../shared}  # BRIEF.md and docs/ for the prose input
+data=${PENSIEVE_TEST_DATA:-$shared/data}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cat "$shared/BRIEF.md" "$shared"/docs/*.md > "$tmp/prose.txt"
@@ -18,6 +19,6 @@ echo "prose $(wc -c < "$tmp/prose.txt") bytes (sha256 $(sha256sum "$tmp/prose.tx
 for model in tokenizers/llama-3.1 tokenizers/qwen3 tokenizers/mistral-7b-v0.1 vocab/ggml-vocab-gpt-2.gguf; do
   for input in prose code; do
     printf '%-32s %-5s ' "$model" "$input"
-    taskset -c 0 "$bin" tokenize --model "$shared/data/$model" --no-add-special --file "$tmp/$input.txt" --bench "$secs"
+    taskset -c 0 "$bin" tokenize --model "$data/$model" --no-add-special --file "$tmp/$input.txt" --bench "$secs"
   done
 done

@@ -25,7 +25,7 @@ struct RealWorld {
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<ChatPipeline> pipeline;
   explicit RealWorld(chat::ToolFormat format) {
-    const std::string dir = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
+    const std::string dir = test::TestData("models/stories260K/stories260K-hf");
     tokenizer = LoadTokenizer(dir);
     auto backend = test::MakeTestBackend(1);
     model::LoadOptions lo;
@@ -74,7 +74,7 @@ Call Collect(const std::vector<ChatEvent>& events) {
 }
 
 TEST(ConstrainedPipeline, ForcedToolIsOneCallWithAnObjectInEveryToolSyntax) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   for (auto format : {chat::ToolFormat::kHermes, chat::ToolFormat::kLlama3Json, chat::ToolFormat::kMistral,
                       chat::ToolFormat::kPhi4Mini, chat::ToolFormat::kNone}) {
     SCOPED_TRACE("format " + std::to_string(static_cast<int>(format)));
@@ -114,7 +114,7 @@ TEST(ConstrainedPipeline, ForcedToolIsOneCallWithAnObjectInEveryToolSyntax) {
 }
 
 TEST(ConstrainedPipeline, JsonObjectModeGivesOneParseableObject) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   RealWorld w(chat::ToolFormat::kLlama3Json);  // its parser would take a bare {"name": ...} for a call
   for (std::optional<uint64_t> seed : {std::optional<uint64_t>(), std::optional<uint64_t>(5)}) {
     for (int max_tokens : {10, 60, 160}) {
@@ -133,7 +133,7 @@ TEST(ConstrainedPipeline, JsonObjectModeGivesOneParseableObject) {
 }
 
 TEST(ConstrainedPipeline, AutoToolChoiceStaysFree) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   RealWorld w(chat::ToolFormat::kHermes);
   ChatRequest r = Request(std::nullopt);
   r.max_tokens = 20;

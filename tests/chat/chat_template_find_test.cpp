@@ -82,8 +82,8 @@ TEST(FindChatTemplate, AbsentAndMalformed) {
 }
 
 TEST(FindChatTemplate, RealQwen3Config) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string dir = test::SharedDir() + "/data/tokenizers/qwen3";
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  std::string dir = test::TestData("tokenizers/qwen3");
   auto t = FindChatTemplate(dir);
   ASSERT_TRUE(t.has_value());
   EXPECT_NE(t->find("<|im_start|>"), std::string::npos);
@@ -92,8 +92,8 @@ TEST(FindChatTemplate, RealQwen3Config) {
 }
 
 TEST(FindChatTemplate, GgufMetadata) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string phi3 = test::SharedDir() + "/data/vocab/ggml-vocab-phi-3.gguf";
+  PENSIEVE_REQUIRE_TEST_DATA("vocab/ggml-vocab-phi-3.gguf", "vocab/ggml-vocab-gpt-2.gguf");
+  std::string phi3 = test::TestData("vocab/ggml-vocab-phi-3.gguf");
   auto t = FindChatTemplate(phi3);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->rfind("{{ bos_token }}{% for message in messages %}", 0), 0u);
@@ -107,7 +107,7 @@ TEST(FindChatTemplate, GgufMetadata) {
   std::string out = tmpl.Render(in);
   EXPECT_EQ(out.rfind("<s><|user|>\nHi<|end|>\n", 0), 0u) << out;
   // A GGUF without a template.
-  EXPECT_EQ(FindChatTemplate(test::SharedDir() + "/data/vocab/ggml-vocab-gpt-2.gguf"), std::nullopt);
+  EXPECT_EQ(FindChatTemplate(test::TestData("vocab/ggml-vocab-gpt-2.gguf")), std::nullopt);
 }
 
 }  // namespace

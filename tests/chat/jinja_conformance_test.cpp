@@ -57,8 +57,8 @@ std::tm FixedClock() {
 }
 
 TEST(JinjaConformance, RealChatTemplatesRenderLikeTransformers) {
-  PENSIEVE_REQUIRE_SHARED();
-  Json data = LoadJson(test::SharedDir() + "/data/chat-templates/real-templates.rendered.json");
+  PENSIEVE_REQUIRE_TEST_DATA("chat-templates/real-templates.rendered.json");
+  Json data = LoadJson(test::TestData("chat-templates/real-templates.rendered.json"));
   const Json& cases = data["cases"];
   ASSERT_EQ(cases.size(), 148u);
   int passed = 0, failed = 0;
@@ -102,8 +102,8 @@ TEST(JinjaConformance, RealChatTemplatesRenderLikeTransformers) {
 }
 
 TEST(JinjaConformance, HuggingfaceJsUnitTestsMatchPythonJinja2) {
-  PENSIEVE_REQUIRE_SHARED();
-  Json data = LoadJson(test::SharedDir() + "/data/chat-templates/hf-jinja-unit-tests.json");
+  PENSIEVE_REQUIRE_TEST_DATA("chat-templates/hf-jinja-unit-tests.json");
+  Json data = LoadJson(test::TestData("chat-templates/hf-jinja-unit-tests.json"));
   const Json& cases = data["cases"];
   ASSERT_EQ(cases.size(), 161u);
   int passed = 0, failed = 0, skipped = 0, errors_matched = 0;

@@ -102,7 +102,7 @@ Parsed RunAllChunkings(const ParserConfig& config, std::string_view input) {
 }
 
 json LoadRendered() {
-  std::ifstream in(test::SharedDir() + "/data/chat-templates/real-templates.rendered.json");
+  std::ifstream in(test::TestData("chat-templates/real-templates.rendered.json"));
   if (!in) return json();
   return json::parse(in);
 }
@@ -155,7 +155,7 @@ std::string CutAssistantTurn(const json& roundtrip, const json& basic) {
 }
 
 TEST(OutputParserTest, RealTemplateToolCallRoundTrips) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("chat-templates/real-templates.rendered.json");
   json data = LoadRendered();
   ASSERT_TRUE(data.is_object()) << "real-templates.rendered.json missing";
   std::map<std::string, json> basic;
@@ -205,7 +205,7 @@ TEST(OutputParserTest, RealTemplateToolCallRoundTrips) {
 }
 
 TEST(OutputParserTest, DetectsFormatsOfRealTemplates) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("chat-templates/real-templates.rendered.json");
   json data = LoadRendered();
   ASSERT_TRUE(data.is_object());
   auto detect = [&](const std::string& id) { return DetectParserConfig(data["templates"][id]["template"], {}); };

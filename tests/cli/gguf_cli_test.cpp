@@ -13,11 +13,13 @@
 namespace pensieve::test {
 namespace {
 
-const std::string kStories = "/data/models/stories260K/";
+const std::string kStories = "models/stories260K/";
 
 TEST(GgufCli, GenerateOnAGgufFileMatchesTheReference) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::ifstream in(SharedDir() + kStories + "stories260K-gguf.expected.json");
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-gguf.expected.json",
+                             "models/stories260K/stories260K-f32.gguf", "models/stories260K/stories260K-Q8_0.gguf",
+                             "models/stories260K/stories260K-Q4_0.gguf");
+  std::ifstream in(TestData(kStories + "stories260K-gguf.expected.json"));
   const nlohmann::json expected = nlohmann::json::parse(in);
   for (const auto& m : expected["models"]) {
     const std::string file = m["file"];
@@ -27,7 +29,7 @@ TEST(GgufCli, GenerateOnAGgufFileMatchesTheReference) {
     const size_t prompt = g["prompt_tokens"].size() - 1;  // after BOS
     std::string want;
     for (size_t i = prompt; i < all.size(); ++i) want += (want.empty() ? "" : " ") + std::to_string(all[i]);
-    const RunResult r = RunCli("generate --model " + SharedDir() + kStories + file + " --prompt '" +
+    const RunResult r = RunCli("generate --model " + TestData(kStories + file) + " --prompt '" +
                                g["prompt"].get<std::string>() + "' --max-tokens " + std::to_string(all.size() - prompt) +
                                " --print-ids --device cpu 2>/dev/null");
     ASSERT_EQ(r.code, 0) << r.out;
@@ -36,8 +38,8 @@ TEST(GgufCli, GenerateOnAGgufFileMatchesTheReference) {
 }
 
 TEST(GgufCli, BenchAndInfoTakeAGgufFile) {
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string file = SharedDir() + kStories + "stories260K-Q8_0.gguf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q8_0.gguf");
+  const std::string file = TestData(kStories + "stories260K-Q8_0.gguf");
   RunResult r = RunCli("bench --model " + file + " -p 16 -n 4 --device cpu");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("decode      4 tokens"), std::string::npos) << r.out;
@@ -48,8 +50,8 @@ TEST(GgufCli, BenchAndInfoTakeAGgufFile) {
 }
 
 TEST(GgufCli, TruncatedGgufIsRefusedWithOneLine) {
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string src = SharedDir() + kStories + "stories260K-Q4_0.gguf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q4_0.gguf");
+  const std::string src = TestData(kStories + "stories260K-Q4_0.gguf");
   const std::string cut = ::testing::TempDir() + "/cut.gguf";
   {
     std::ifstream in(src, std::ios::binary);

@@ -33,8 +33,8 @@ long ProcessRssKb(pid_t pid) {
 }
 
 TEST(ServeLoad, ConcurrentStreamsDisconnectsAndSequentialMemory) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string model = SharedDir() + "/data/models/stories260K/stories260K-hf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  std::string model = TestData("models/stories260K/stories260K-hf");
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();

@@ -75,8 +75,8 @@ TEST(Serve, AKvPoolLargerThanTheRamIsRefusedWithTheNumbers) {  // issue 14: memo
 }
 
 TEST(Serve, ServesLogsAndShutsDownGracefully) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string model = SharedDir() + "/data/models/stories260K/stories260K-hf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  std::string model = TestData("models/stories260K/stories260K-hf");
   Child c = Spawn({PensieveBinary(), "serve", "--model", model, "--port", "0", "--threads", "1"});
   int port = 0;
   std::regex listening(R"(on http://127\.0\.0\.1:(\d+))");

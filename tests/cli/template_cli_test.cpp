@@ -59,13 +59,13 @@ class TemplateCli : public ::testing::Test {
   }
 
   const Json& Case(const std::string& id, const std::string& scenario) {
-    static Json data = Json::parse(std::ifstream(test::SharedDir() + "/data/chat-templates/real-templates.rendered.json"));
+    static Json data = Json::parse(std::ifstream(test::TestData("chat-templates/real-templates.rendered.json")));
     for (const Json& c : data["cases"])
       if (c["template_id"] == id && c["scenario"] == scenario) return c;
     throw std::runtime_error("no case " + id + "/" + scenario);
   }
   std::string TemplateText(const std::string& id) {
-    static Json data = Json::parse(std::ifstream(test::SharedDir() + "/data/chat-templates/real-templates.rendered.json"));
+    static Json data = Json::parse(std::ifstream(test::TestData("chat-templates/real-templates.rendered.json")));
     return data["templates"][id]["template"];
   }
 
@@ -73,18 +73,18 @@ class TemplateCli : public ::testing::Test {
 };
 
 TEST_F(TemplateCli, ModelDirectoryWithToolsMatchesTransformers) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
   const Json& c = Case("qwen3-tokenizer_config", "tool_call_roundtrip");
-  Result r = Run({"--model", test::SharedDir() + "/data/tokenizers/qwen3", "--messages", Write("m.json", c["messages"].dump()),
+  Result r = Run({"--model", test::TestData("tokenizers/qwen3"), "--messages", Write("m.json", c["messages"].dump()),
                   "--tools", Write("t.json", c["tools"].dump())});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, c["expected"].get<std::string>());
 }
 
 TEST_F(TemplateCli, VarsAndNoGenerationPrompt) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
   const Json& t = Case("qwen3-tokenizer_config", "thinking_disabled");
-  Result r = Run({"--model", test::SharedDir() + "/data/tokenizers/qwen3", "--messages",
+  Result r = Run({"--model", test::TestData("tokenizers/qwen3"), "--messages",
                   Write("m.json", t["messages"].dump()), "--vars", t["extra_context"].dump()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, t["expected"].get<std::string>());
@@ -99,7 +99,7 @@ TEST_F(TemplateCli, VarsAndNoGenerationPrompt) {
 }
 
 TEST_F(TemplateCli, TemplateErrorsPrintTheTemplatesMessage) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("chat-templates/real-templates.rendered.json");
   const Json& c = Case("google-gemma-2-2b-it", "basic");
   Result r = Run({"--template", Write("g.jinja", TemplateText("google-gemma-2-2b-it")), "--messages",
                   Write("m.json", c["messages"].dump())});

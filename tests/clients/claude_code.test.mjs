@@ -14,11 +14,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { claudeBin, runClaude, startServer, statusOf } from './helpers.mjs';
+import { claudeBin, missingTestData, runClaude, startServer, statusOf, testDataDir } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
 const fakeServer = process.env.PENSIEVE_FAKE_SERVER;
-const qwen3 = `${process.env.PENSIEVE_SHARED_DIR ?? '../../../shared'}/data/tokenizers/qwen3`;
+const qwen3 = `${testDataDir}/tokenizers/qwen3`;
+const noData = missingTestData('claude_code.test.mjs', 'tokenizers/qwen3/tokenizer_config.json');
 const haveClaude = fs.existsSync(claudeBin);
 let tmp;
 
@@ -74,8 +75,8 @@ test('claude -p hello against pensieve serve on the demo model exits 0, prints i
 test('claude -p hello against pensieve serve on a random-weight Qwen3-template model exits 0 with its text, only 2xx',
   // Time on the shared 2-core dev machine (2026-11-26): the 18,723-token first turn took 9-12 s of prefill at
   // load ~2.5, 21-27 s at load ~5 and 71 s beside a parallel build; the whole test 24-25 s. Replies: 4-100 tokens.
-  { skip: !binary || !fs.existsSync(binary) || !fs.existsSync(`${qwen3}/tokenizer_config.json`) || !haveClaude
-    ? 'needs the pensieve binary, shared/data/tokenizers/qwen3 and node_modules/.bin/claude' : false, timeout: 900000 }, async () => {
+  { skip: !binary || !fs.existsSync(binary) || !haveClaude ? 'needs the pensieve binary and node_modules/.bin/claude'
+    : noData || false, timeout: 900000 }, async () => {
     const model = path.join(tmp, 'model');
     const made = spawnSync(binary, ['random-model', '--shape', 'tiny', '--ctx', '65536', '--vocab', '151936', '--tokenizer', qwen3,
       '--stop-after', '16', model], { encoding: 'utf8' });

@@ -10,12 +10,12 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { startServer, statusOf } from './helpers.mjs';
+import { missingTestData, startServer, statusOf, testDataDir } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
-const qwen3 = `${process.env.PENSIEVE_SHARED_DIR ?? '../../../shared'}/data/tokenizers/qwen3`;
-const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(`${qwen3}/tokenizer_config.json`)
-  ? 'needs the pensieve binary and shared/data/tokenizers/qwen3' : false;
+const qwen3 = `${testDataDir}/tokenizers/qwen3`;
+const noData = missingTestData('constrained.test.mjs', 'tokenizers/qwen3/tokenizer_config.json');
+const skip = !binary || !fs.existsSync(binary) ? 'needs the pensieve binary' : noData || false;
 let tmp;
 let server;
 let anthropic;

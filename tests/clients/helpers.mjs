@@ -1,9 +1,32 @@
 // Starting and stopping servers for the client tests. The fake server prints "listening on PORT" (stdout);
 // `pensieve serve --port 0` prints "serving ... on http://HOST:PORT" (stderr). Both log one line per request
 // to stderr, which tests inspect (e.g. "only 2xx"). runClaude runs the pinned Claude Code CLI against a server.
+// missingTestData is the client tests' side of tests/test_paths.h (one rule for skipping on missing test data).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
+
+// The test data folder: PENSIEVE_TEST_DATA (run.sh sets the configured default when it is unset).
+export const testDataDir = process.env.PENSIEVE_TEST_DATA || path.resolve('../../../shared/data');
+
+// '' when every path (relative to testDataDir) exists. Otherwise the reason to give node:test's `skip`; the skip
+// is appended to $PENSIEVE_TEST_SKIP_LOG (the test_data_summary ctest test lists it) and, where test data is
+// required (CI=true or PENSIEVE_REQUIRE_TEST_DATA=1), a test that fails is added, as the C++ tests fail there.
+export function missingTestData(name, ...relatives) {
+  const missing = relatives.filter((rel) => !fs.existsSync(path.join(testDataDir, rel)));
+  if (missing.length === 0) return '';
+  const what = `[test data missing] ${missing.join(', ')} under ${testDataDir}`;
+  if (process.env.PENSIEVE_TEST_SKIP_LOG) {
+    fs.appendFileSync(process.env.PENSIEVE_TEST_SKIP_LOG, `clients/${name} (every test in it)\t${missing.join(', ')}\n`);
+  }
+  if (process.env.CI === 'true' || process.env.PENSIEVE_REQUIRE_TEST_DATA === '1') {
+    test(`${name}: test data present`, () => {
+      throw new Error(`${what}, and test data is required here (CI=true or PENSIEVE_REQUIRE_TEST_DATA=1)`);
+    });
+  }
+  return `${what} (set PENSIEVE_TEST_DATA or run scripts/fetch_test_data.sh)`;
+}
 
 export const claudeBin = path.resolve('node_modules/.bin/claude');
 

@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { startServer, statusOf } from './helpers.mjs';
+import { missingTestData, startServer, statusOf, testDataDir } from './helpers.mjs';
 
 const binary = process.env.PENSIEVE_BINARY;
-const modelDir = `${process.env.PENSIEVE_SHARED_DIR ?? '../../../shared'}/data/models/stories260K/stories260K-hf`;
-const skip = !binary || !fs.existsSync(binary) || !fs.existsSync(`${modelDir}/config.json`) ? 'needs the pensieve binary and shared/data' : false;
+const modelDir = `${testDataDir}/models/stories260K/stories260K-hf`;
+const noData = missingTestData('real_model.test.mjs', 'models/stories260K/stories260K-hf/config.json');
+const skip = !binary || !fs.existsSync(binary) ? 'needs the pensieve binary' : noData || false;
 let server;
 let anthropic;
 let openai;

@@ -6,4 +6,5 @@ if ! command -v node >/dev/null || [ ! -d node_modules/@anthropic-ai/sdk ] || [ 
   echo "clients: node or node_modules missing (run 'npm ci' in tests/clients); skipping"
   exit 77
 fi
+export PENSIEVE_TEST_DATA=${PENSIEVE_TEST_DATA:-${PENSIEVE_TEST_DATA_DEFAULT:-}}
 exec node --test --test-concurrency=1 ./*.test.mjs

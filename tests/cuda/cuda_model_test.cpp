@@ -235,8 +235,8 @@ TEST(CudaGoldenTest, FixturesWithinTheirBar) {
 
 TEST(CudaStoriesTest, GreedyTokensEqualReferenceAndCpu) {
   REQUIRE_GPU();
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string base = tp::SharedDir() + "/data/models/stories260K/";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K");
+  const std::string base = tp::TestData("models/stories260K/");
   std::ifstream in(base + "stories260K.expected.json");
   const auto j = nlohmann::json::parse(in);
   backend::cpu::CpuBackend cpu(2);

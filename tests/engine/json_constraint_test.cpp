@@ -121,8 +121,8 @@ TEST(TokenBytesTest, FakeTokenizerBytesAndFlags) {
 }
 
 TEST(TokenBytesTest, QwenVocabularyAndSentencePieceSpaces) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto qwen = LoadTokenizer(test::SharedDir() + "/data/tokenizers/qwen3");
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3", "tokenizers/mistral-7b-v0.1");
+  auto qwen = LoadTokenizer(test::TestData("tokenizers/qwen3"));
   auto t0 = std::chrono::steady_clock::now();
   auto table = TokenBytes::Build(*qwen, 151936);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -138,7 +138,7 @@ TEST(TokenBytesTest, QwenVocabularyAndSentencePieceSpaces) {
   EXPECT_GT(usable, 140000);
   EXPECT_LT(usable, 151669);  // partial UTF-8 byte tokens are left out
 
-  auto llama2 = LoadTokenizer(test::SharedDir() + "/data/tokenizers/mistral-7b-v0.1");
+  auto llama2 = LoadTokenizer(test::TestData("tokenizers/mistral-7b-v0.1"));
   auto lt = TokenBytes::Build(*llama2, llama2->vocab_size());
   auto world = llama2->Encode(" world", false, false);
   ASSERT_FALSE(world.empty());
@@ -271,8 +271,8 @@ TEST(JsonConstraintTest, JsonModeStartsWithTheBraceAndNeverAllowsStopEarly) {
 
 // Mask cost on the real 150k Qwen vocabulary, in the states a generation spends its time in.
 TEST(JsonConstraintTest, MaskOverQwenVocabularyIsFast) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto qwen = LoadTokenizer(test::SharedDir() + "/data/tokenizers/qwen3");
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  auto qwen = LoadTokenizer(test::TestData("tokenizers/qwen3"));
   auto table = TokenBytes::Build(*qwen, 151936);
   std::vector<uint8_t> mask(151936);
   for (std::string prefix : {"{\"location\": \"Par", "{\"location\":", "{\"a\": [1, 2", "{"}) {
@@ -325,8 +325,8 @@ struct Collector {
 };
 
 TEST(JsonConstraintTest, EngineGeneratesOneJsonObjectDeterministically) {
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string dir = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  const std::string dir = test::TestData("models/stories260K/stories260K-hf");
   auto tok = LoadTokenizer(dir);
   auto backend = test::MakeTestBackend(1);
   model::LoadOptions lo;

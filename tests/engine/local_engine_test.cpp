@@ -27,8 +27,12 @@ struct Case {
   std::vector<int32_t> continuation;  // greedy tokens after the prompt
 };
 
+// What every test here reads (relative to the test data folder).
+constexpr const char* kModel = "models/stories260K/stories260K-hf";
+constexpr const char* kExpected = "models/stories260K/stories260K.expected.json";
+
 std::vector<Case> LoadCases() {
-  std::ifstream in(test::SharedDir() + "/data/models/stories260K/stories260K.expected.json");
+  std::ifstream in(test::TestData(kExpected));
   nlohmann::json j = nlohmann::json::parse(in);
   std::vector<Case> cases;
   for (auto& g : j["generate"]) {
@@ -48,7 +52,7 @@ std::unique_ptr<Engine> Start(EngineOptions opts, int64_t kv_bytes = 8 << 20, in
   lo.kv_budget_bytes = kv_bytes;
   lo.max_batch_tokens = 64;
   lo.max_sequences = max_sequences;
-  auto model = model::Model::Load(test::SharedDir() + "/data/models/stories260K/stories260K-hf", *backend, lo);
+  auto model = model::Model::Load(test::TestData(kModel), *backend, lo);
   return StartLocalEngine(std::move(model), opts, std::move(backend));
 }
 
@@ -116,7 +120,7 @@ void WaitForIdle(Engine& e) {
 }
 
 TEST(LocalEngineTest, GreedyMatchesReferenceOneAtATime) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   ASSERT_GE(cases.size(), 2u);
   auto engine = Start({});
@@ -138,7 +142,7 @@ TEST(LocalEngineTest, GreedyMatchesReferenceOneAtATime) {
 // The start-up warm-up (a prefill chunk and a decode step on a scratch sequence) leaves nothing behind: no
 // blocks held, nothing offered as a cached prefix, and the same greedy tokens.
 TEST(LocalEngineTest, WarmUpLeavesTheEngineAsNew) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions o;
   o.warm_up = true;
@@ -153,7 +157,7 @@ TEST(LocalEngineTest, WarmUpLeavesTheEngineAsNew) {
 }
 
 TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions opts;
   opts.prefill_chunk = 3;  // prefills span several steps while others decode
@@ -196,7 +200,7 @@ TEST(LocalEngineTest, ConcurrentSequencesGiveTheSameGreedyTokens) {
 // remaining prompt first (the long one keeps a quarter of each step), so the short one finishes while the long
 // prompt is still being prefilled, and the long one then completes with its exact greedy tokens.
 TEST(LocalEngineTest, ShortRequestOvertakesLongPrefill) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions opts;
   opts.prefill_chunk = 16;
@@ -241,7 +245,7 @@ TEST(LocalEngineTest, ShortRequestOvertakesLongPrefill) {
 }
 
 TEST(LocalEngineTest, CancelMidGenerationFreesBlocks) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions opts;
   opts.prefix_cache_entries = 0;  // so "blocks back in the pool" means free
@@ -278,7 +282,7 @@ TEST(LocalEngineTest, CancelMidGenerationFreesBlocks) {
 }
 
 TEST(LocalEngineTest, QueueFullThrows) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions opts;
   opts.max_running = 1;
@@ -311,7 +315,7 @@ TEST(LocalEngineTest, QueueFullThrows) {
 }
 
 TEST(LocalEngineTest, AdmissionIsBoundedByTheKvPool) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   // stories260K: 5 layers x 4 KV heads x 8 dims x K,V x 4 bytes = 1280 bytes per token; 16-token blocks
   // of 20 KiB. A 6-block pool (120 KiB) holds one 64-token request (4 blocks) at a time, not two.
@@ -337,7 +341,7 @@ TEST(LocalEngineTest, AdmissionIsBoundedByTheKvPool) {
 }
 
 TEST(LocalEngineTest, StopTokensAndContextClamp) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   auto engine = Start({}, 8 << 20);
   const Case& c = cases[0];
@@ -379,7 +383,7 @@ TEST(LocalEngineTest, StopTokensAndContextClamp) {
 }
 
 TEST(LocalEngineTest, SeededSamplingIsReproducibleUnderConcurrency) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   auto engine = Start({});
   auto request = [&](uint64_t seed) {
@@ -405,7 +409,7 @@ TEST(LocalEngineTest, SeededSamplingIsReproducibleUnderConcurrency) {
 }
 
 TEST(LocalEngineTest, ReusesThePrefixOfAFinishedSequence) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   auto engine = Start({});
   const Case& c = cases[0];
@@ -437,7 +441,7 @@ TEST(LocalEngineTest, ReusesThePrefixOfAFinishedSequence) {
 }
 
 TEST(LocalEngineTest, ForksFromARunningSequenceWithoutDisturbingIt) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   auto engine = Start({});
   const Case& c = cases[0];
@@ -472,7 +476,7 @@ TEST(LocalEngineTest, ForksFromARunningSequenceWithoutDisturbingIt) {
 }
 
 TEST(LocalEngineTest, CacheEntriesAreEvictedWhenTheirBlocksAreNeeded) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   auto engine = Start({}, 6 * 16 * 1280);  // 6 blocks of 16 tokens
   for (int round = 0; round < 3; ++round) {
@@ -489,7 +493,7 @@ TEST(LocalEngineTest, CacheEntriesAreEvictedWhenTheirBlocksAreNeeded) {
 }
 
 TEST(LocalEngineTest, LongCachedPrefixSurvivesALargeReservation) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   const Case& c = cases[0];
   ASSERT_GE(c.continuation.size(), 60u);
@@ -512,7 +516,7 @@ TEST(LocalEngineTest, LongCachedPrefixSurvivesALargeReservation) {
 }
 
 TEST(LocalEngineTest, ShutdownFinishesEveryone) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA(kModel, kExpected);
   auto cases = LoadCases();
   EngineOptions opts;
   opts.max_running = 2;

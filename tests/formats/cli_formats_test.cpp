@@ -24,8 +24,8 @@ using test::RunCli;
 using test::RunResult;
 
 TEST(CliFormats, InfoStories260K) {
-  PENSIEVE_REQUIRE_SHARED();
-  RunResult r = RunCli("info " + test::SharedDir() + "/data/models/stories260K/stories260K-hf-bf16 --json");
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf-bf16");
+  RunResult r = RunCli("info " + test::TestData("models/stories260K/stories260K-hf-bf16") + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["architecture"], "LlamaForCausalLM");
@@ -36,9 +36,9 @@ TEST(CliFormats, InfoStories260K) {
 }
 
 TEST(CliFormats, QuantizeThenInfo) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   test::TempDir dir;
-  RunResult q = RunCli("quantize " + test::SharedDir() + "/data/models/stories260K/stories260K-hf " + dir.path() +
+  RunResult q = RunCli("quantize " + test::TestData("models/stories260K/stories260K-hf") + " " + dir.path() +
                     "/q --bits 8 --group-size 32");
   ASSERT_EQ(q.code, 0) << q.out;
   RunResult i = RunCli("info " + dir.path() + "/q");
@@ -64,11 +64,11 @@ TEST(CliFormats, RandomModelTiny) {
 // --stop-after with the Qwen3 tokenizer: sampled replies to a ChatML prompt end by themselves at <|im_end|> or
 // <|endoftext|> (config.json's eos_token_id, which `generate` stops on), are never empty, and average about N.
 TEST(CliFormats, RandomModelStopAfterEndsSampledReplies) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
   test::TempDir dir;
   const std::string m = dir.path() + "/m";
-  RunResult r = RunCli("random-model --shape tiny --vocab 151936 --tokenizer " + test::SharedDir() +
-                       "/data/tokenizers/qwen3 --stop-after 8 " + m);
+  RunResult r = RunCli("random-model --shape tiny --vocab 151936 --tokenizer " + test::TestData("tokenizers/qwen3") +
+                       " --stop-after 8 " + m);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("stop tendency: tokens 151645, 151643"));
   EXPECT_TRUE(std::filesystem::exists(m + "/tokenizer.json.gz"));

@@ -298,8 +298,8 @@ TEST(ModelConfig, LinearAndDynamicScaling) {
 }
 
 TEST(ModelConfig, Stories260KWithGenerationConfig) {
-  PENSIEVE_REQUIRE_SHARED();
-  ModelConfig c = LoadModelConfig(test::SharedDir() + "/data/models/stories260K/stories260K-hf");
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  ModelConfig c = LoadModelConfig(test::TestData("models/stories260K/stories260K-hf"));
   EXPECT_EQ(c.hidden_size, 64);
   EXPECT_EQ(c.num_hidden_layers, 5);
   EXPECT_EQ(c.num_attention_heads, 8);

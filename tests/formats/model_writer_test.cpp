@@ -168,8 +168,8 @@ TEST(RandomModel, StopTendencyAddsToEmbeddingAndStopRows) {
 }
 
 TEST(Quantize, Stories260KLayoutAndValues) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string src = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  std::string src = test::TestData("models/stories260K/stories260K-hf");
   test::TempDir out;
   QuantizeStats s = QuantizeModelDir(src, out.path(), QuantSpec{4, 32});
   // 5 layers x 7 linears + embed_tokens = 36 matrices; down_proj's input dim 172 is not a multiple of 32.
@@ -223,8 +223,8 @@ TEST(Quantize, Stories260KLayoutAndValues) {
 }
 
 TEST(Quantize, Refusals) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string src = test::SharedDir() + "/data/models/stories260K/stories260K-hf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
+  std::string src = test::TestData("models/stories260K/stories260K-hf");
   test::TempDir out, out2;
   EXPECT_THROW(QuantizeModelDir(src, out.path(), QuantSpec{7, 64}), Error);
   EXPECT_THROW(QuantizeModelDir(src, out.path(), QuantSpec{4, 48}), Error);

@@ -164,9 +164,9 @@ TEST(SafetensorsBad, OffsetsOutsideDataArea) {
 }
 
 TEST(SafetensorsBad, TruncatedRealFile) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf/model.safetensors");
   TempDir dir;
-  std::string src = test::SharedDir() + "/data/models/stories260K/stories260K-hf/model.safetensors";
+  std::string src = test::TestData("models/stories260K/stories260K-hf/model.safetensors");
   std::ifstream in(src, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), 100000u);
@@ -334,8 +334,8 @@ TEST(SafetensorsWriter, RejectsBadInput) {
 // ---- a real model nobody here wrote ----
 
 TEST(SafetensorsReal, Stories260K) {
-  PENSIEVE_REQUIRE_SHARED();
-  std::string base = test::SharedDir() + "/data/models/stories260K/";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K");
+  std::string base = test::TestData("models/stories260K/");
   TensorStore f32 = TensorStore::Open(base + "stories260K-hf");
   TensorStore bf16 = TensorStore::Open(base + "stories260K-hf-bf16/model.safetensors");
   // README: dim 64, 5 layers, 8 heads of 8, 4 KV heads, vocab 512, tied embeddings (no lm_head).

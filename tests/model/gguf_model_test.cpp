@@ -145,10 +145,10 @@ TEST(GgufModel, UnsupportedInputsGetOneClearError) {
 }
 
 TEST(GgufModel, RealFileLoadsWithItsConfig) {
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string path = test::SharedDir() + "/data/models/stories260K/stories260K-Q4_0.gguf";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q4_0.gguf", "models/stories260K/stories260K-hf");
+  const std::string path = test::TestData("models/stories260K/stories260K-Q4_0.gguf");
   ASSERT_TRUE(IsGgufFile(path));
-  EXPECT_FALSE(IsGgufFile(test::SharedDir() + "/data/models/stories260K/stories260K-hf"));
+  EXPECT_FALSE(IsGgufFile(test::TestData("models/stories260K/stories260K-hf")));
   const Checkpoint c = LoadGgufCheckpoint(path);
   EXPECT_EQ(c.config.hidden_size, 64);
   EXPECT_EQ(c.config.num_key_value_heads, 4);

@@ -35,8 +35,8 @@ class StoriesTest : public ::testing::TestWithParam<Case> {};
 int Argmax(const float* v, int64_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
-  PENSIEVE_REQUIRE_SHARED();
-  const std::string base = test::SharedDir() + "/data/models/stories260K/";
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K");
+  const std::string base = test::TestData("models/stories260K/");
   const Case& c = GetParam();
   std::unique_ptr<backend::Backend> be;
   if (c.reference_backend) {

@@ -32,10 +32,10 @@ Result RunCli(const std::string& args) {
   return {WEXITSTATUS(status), out};
 }
 
-std::string Stories() { return test::SharedDir() + "/data/models/stories260K/stories260K-hf"; }
+std::string Stories() { return test::TestData("models/stories260K/stories260K-hf"); }
 
 TEST(CliTokenize, DefaultsAndFlags) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   EXPECT_EQ(RunCli("tokenize --model " + Stories() + " 'Hello world'").out, "1 346 306 414 263 304 341\n");
   EXPECT_EQ(RunCli("tokenize --model " + Stories() + "/tokenizer.json --no-add-special 'Hello world'").out,
             "346 306 414 263 304 341\n");
@@ -46,19 +46,19 @@ TEST(CliTokenize, DefaultsAndFlags) {
 }
 
 TEST(CliTokenize, FileIsReadExactlyAndGgufWorks) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("vocab/ggml-vocab-llama-spm.gguf");
   auto path = std::filesystem::temp_directory_path() / ("pensieve_cli_tok_" + std::to_string(::getpid()));
   // "\n\n\n": line 10 of ggml-vocab-llama-spm.gguf.out, 29871 13 13 13 (HF, add_special_tokens=False).
   std::ofstream(path, std::ios::binary) << "\n\n\n";
-  Result r = RunCli("tokenize --model " + test::SharedDir() + "/data/vocab/ggml-vocab-llama-spm.gguf --no-add-special --file " +
-                 path.string());
+  Result r = RunCli("tokenize --model " + test::TestData("vocab/ggml-vocab-llama-spm.gguf") +
+                    " --no-add-special --file " + path.string());
   std::filesystem::remove(path);
   EXPECT_EQ(r.rc, 0);
   EXPECT_EQ(r.out, "29871 13 13 13\n");
 }
 
 TEST(CliTokenize, DetokenizeAndErrors) {
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf");
   // tokenizer.json's decoder: Replace(▁ -> ' '), ByteFallback, Fuse, Strip one leading ' ' (none before "<s>").
   EXPECT_EQ(RunCli("detokenize --model " + Stories() + " 1 346 306 414 263 304 341").out, "<s> Hello world\n");
   EXPECT_EQ(RunCli("detokenize --model " + Stories() + " --skip-special 1 346 306 414 263 304 341").out,

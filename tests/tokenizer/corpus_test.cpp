@@ -37,16 +37,17 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-// Where the tokenizer named by an expected file lives: <name>.info.json's "source" (relative to ../shared).
+// Where the tokenizer named by an expected file lives: <name>.info.json's "source" ("data/..." names a path in the
+// test data folder, as the generator saw it under ../shared).
 std::string TokenizerFor(const std::string& dir, const std::string& name) {
   std::string from_info;
   std::string info = dir + "/" + name + ".info.json";
   if (fs::exists(info)) {
     json j = json::parse(test::ReadFile(info));
-    if (j.contains("source") && j["source"].is_string())
-      from_info = test::SharedDir() + "/" + j["source"].get<std::string>();
+    if (j.contains("source") && j["source"].is_string() && j["source"].get<std::string>().rfind("data/", 0) == 0)
+      from_info = test::TestData(j["source"].get<std::string>().substr(5));
   }
-  const std::string data = test::SharedDir() + "/data/";
+  const std::string data = test::TestDataDir() + "/";
   const std::string repo = test::FixturesDir() + "/../..";  // models committed in the repository (the demo)
   return FirstExisting({from_info, data + "tokenizers/" + name, data + "models/" + name + "/" + name + "-hf",
                         repo + "/models/" + name, test::FixturesDir() + "/" + name});
@@ -71,7 +72,8 @@ TEST(Corpus, MatchesHuggingFaceExactly) {
   const std::string dir = test::FixturesDir() + "/tokenizer";
   std::string corpus_path = FirstExisting({dir + "/corpus.jsonl", dir + "/corpus.jsonl.gz"});
   if (corpus_path.empty()) GTEST_SKIP() << "no " << dir << "/corpus.jsonl(.gz) yet (fixtures engineer commits it)";
-  PENSIEVE_REQUIRE_SHARED();
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/llama-3.1", "tokenizers/mistral-7b-v0.1", "tokenizers/qwen3",
+                             "models/stories260K/stories260K-hf");
   std::vector<std::string> texts;
   for (const std::string& line : Lines(test::ReadFile(corpus_path))) {
     json j = json::parse(line);

@@ -24,8 +24,8 @@ std::string ErrorOf(const std::vector<uint8_t>& bytes) {
 }
 
 TEST(Gguf, ReadsRealVocabularyFile) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto f = GgufFile::Open(test::SharedDir() + "/data/vocab/ggml-vocab-phi-3.gguf");
+  PENSIEVE_REQUIRE_TEST_DATA("vocab/ggml-vocab-phi-3.gguf");
+  auto f = GgufFile::Open(test::TestData("vocab/ggml-vocab-phi-3.gguf"));
   EXPECT_EQ(f->version(), 3u);
   EXPECT_TRUE(f->tensors().empty());
   EXPECT_EQ(f->GetString("tokenizer.ggml.model"), "llama");
@@ -43,8 +43,8 @@ TEST(Gguf, ReadsRealVocabularyFile) {
 }
 
 TEST(Gguf, ReadsTensorInfosOfRealModel) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto f = GgufFile::Open(test::SharedDir() + "/data/models/stories260K/stories260K-Q8_0.gguf");
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q8_0.gguf");
+  auto f = GgufFile::Open(test::TestData("models/stories260K/stories260K-Q8_0.gguf"));
   ASSERT_EQ(f->tensors().size(), 47u);  // 5 layers x 9 + token_embd + output_norm
   for (const auto& t : f->tensors()) {
     EXPECT_EQ(t.file_offset % f->alignment(), 0u) << t.name;
@@ -133,8 +133,8 @@ TEST(Gguf, MalformedFilesGiveErrorsWithOffsets) {
 }
 
 TEST(Gguf, EveryTruncationOfARealFileIsAnError) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto f = GgufFile::Open(test::SharedDir() + "/data/models/stories260K/stories260K-Q8_0.gguf");
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q8_0.gguf");
+  auto f = GgufFile::Open(test::TestData("models/stories260K/stories260K-Q8_0.gguf"));
   std::vector<uint8_t> all(f->bytes().begin(), f->bytes().end());
   // Cut inside the header/metadata at many points (every byte would be slow for the tensor data part).
   size_t meta_end = f->data_offset();

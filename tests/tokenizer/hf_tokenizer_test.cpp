@@ -19,12 +19,10 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string Shared(const std::string& rel) { return test::SharedDir() + "/data/" + rel; }
-
 TEST(Stories260K, EncodeCasesMatchExpectedJson) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto tok = LoadTokenizer(Shared("models/stories260K/stories260K-hf"));
-  json expected = json::parse(test::ReadFile(Shared("models/stories260K/stories260K.expected.json")));
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf", "models/stories260K/stories260K.expected.json");
+  auto tok = LoadTokenizer(test::TestData("models/stories260K/stories260K-hf"));
+  json expected = json::parse(test::ReadFile(test::TestData("models/stories260K/stories260K.expected.json")));
   ASSERT_TRUE(expected.contains("encode"));
   size_t n = 0;
   for (const json& c : expected["encode"]) {
@@ -46,10 +44,11 @@ TEST(Stories260K, EncodeCasesMatchExpectedJson) {
 }
 
 TEST(Stories260K, GgufVocabularyAgreesWithTokenizerJson) {
-  PENSIEVE_REQUIRE_SHARED();
-  auto hf = LoadTokenizer(Shared("models/stories260K/stories260K-hf"));
-  auto gg = LoadTokenizer(Shared("models/stories260K/stories260K-f32.gguf"));
-  json expected = json::parse(test::ReadFile(Shared("models/stories260K/stories260K.expected.json")));
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-hf", "models/stories260K/stories260K-f32.gguf",
+                             "models/stories260K/stories260K.expected.json");
+  auto hf = LoadTokenizer(test::TestData("models/stories260K/stories260K-hf"));
+  auto gg = LoadTokenizer(test::TestData("models/stories260K/stories260K-f32.gguf"));
+  json expected = json::parse(test::ReadFile(test::TestData("models/stories260K/stories260K.expected.json")));
   for (const json& c : expected["encode"]) {
     std::string text = c["text"];
     EXPECT_EQ(test::IdsToString(gg->Encode(text)), test::IdsToString(c["ids"].get<std::vector<int32_t>>()))
@@ -58,8 +57,8 @@ TEST(Stories260K, GgufVocabularyAgreesWithTokenizerJson) {
 }
 
 TEST(SpecialTokens, Llama31BosAndSpecialParsing) {
-  PENSIEVE_REQUIRE_SHARED();
-  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/llama-3.1"));
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/llama-3.1");
+  const Tokenizer* tok = &test::CachedTokenizer(test::TestData("tokenizers/llama-3.1"));
   // HF: tokenizer.encode("Hello world") == [128000, 9906, 1917]
   EXPECT_EQ(test::IdsToString(tok->Encode("Hello world")), " 128000 9906 1917");
   EXPECT_EQ(test::IdsToString(tok->Encode("Hello world", false)), " 9906 1917");
@@ -80,8 +79,8 @@ TEST(SpecialTokens, Llama31BosAndSpecialParsing) {
 }
 
 TEST(SpecialTokens, Qwen3NoBosAndChatMarkers) {
-  PENSIEVE_REQUIRE_SHARED();
-  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/qwen3"));
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  const Tokenizer* tok = &test::CachedTokenizer(test::TestData("tokenizers/qwen3"));
   EXPECT_FALSE(tok->bos_id().has_value());
   EXPECT_EQ(tok->eos_token(), "<|im_end|>");
   auto ids = tok->Encode("<|im_start|>user\nhi<|im_end|>");
@@ -162,8 +161,8 @@ TEST(Bpe, MergesInBothForms) {
 }
 
 TEST(StreamDecoder, SplitCharactersAcrossTokens) {
-  PENSIEVE_REQUIRE_SHARED();
-  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/llama-3.1"));
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/llama-3.1");
+  const Tokenizer* tok = &test::CachedTokenizer(test::TestData("tokenizers/llama-3.1"));
   // Emoji and CJK are split over several byte-level tokens; no piece may hold a broken character.
   const std::string text = "Hi 🦙 there 你好世界 🇫🇷 ok";
   auto ids = tok->Encode(text, false);
@@ -181,8 +180,8 @@ TEST(StreamDecoder, SplitCharactersAcrossTokens) {
 }
 
 TEST(StreamDecoder, SentencePieceLeadingSpaceAndByteFallback) {
-  PENSIEVE_REQUIRE_SHARED();
-  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/mistral-7b-v0.1");
+  const Tokenizer* tok = &test::CachedTokenizer(test::TestData("tokenizers/mistral-7b-v0.1"));
   const std::string text = "  Hello  world 🦙\n\tfin";
   auto ids = tok->Encode(text, false);
   StreamDecoder sd(*tok);
@@ -193,8 +192,8 @@ TEST(StreamDecoder, SentencePieceLeadingSpaceAndByteFallback) {
 }
 
 TEST(StreamDecoder, IncompleteBytesAreHeldUntilComplete) {
-  PENSIEVE_REQUIRE_SHARED();
-  const Tokenizer* tok = &test::CachedTokenizer(Shared("tokenizers/mistral-7b-v0.1"));
+  PENSIEVE_REQUIRE_TEST_DATA("tokenizers/mistral-7b-v0.1");
+  const Tokenizer* tok = &test::CachedTokenizer(test::TestData("tokenizers/mistral-7b-v0.1"));
   // 🦙 = F0 9F A6 99: with byte fallback these are four <0xNN> tokens.
   std::vector<int32_t> bytes;
   for (const char* b : {"<0xF0>", "<0x9F>", "<0xA6>", "<0x99>"}) bytes.push_back(*tok->TokenId(b));

@@ -11,7 +11,7 @@ namespace {
 
 struct VectorCase {
   const char* name;       // test name
-  const char* tokenizer;  // relative to SharedDir()/data
+  const char* tokenizer;  // relative to the test data folder (test::TestDataDir())
   const char* inp;
   const char* out;
   bool byte_level;        // decoding must give back the input exactly
@@ -22,9 +22,9 @@ std::ostream& operator<<(std::ostream& os, const VectorCase& c) { return os << c
 class VocabVectors : public ::testing::TestWithParam<VectorCase> {};
 
 TEST_P(VocabVectors, EncodeMatchesReferenceAndDecodeRoundTrips) {
-  PENSIEVE_REQUIRE_SHARED();
   const VectorCase& c = GetParam();
-  const std::string data = test::SharedDir() + "/data/";
+  PENSIEVE_REQUIRE_TEST_DATA(c.tokenizer, c.inp, c.out);
+  const std::string data = test::TestDataDir() + "/";
   const Tokenizer* tok = &test::CachedTokenizer(data + c.tokenizer);
   auto inputs = test::ReadVocabInputs(data + c.inp);
   auto expected = test::ReadVocabOutputs(data + c.out);

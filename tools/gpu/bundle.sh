@@ -16,10 +16,11 @@ for f in src/pensieve tests/test_cuda tests/test_engine tests/test_demo tests/te
   strip -o "$stage/$(basename "$f")" "$b/$f"
 done
 for l in libhwy.so.1 libutf8proc.so.2 libcpp-httplib.so.0.11; do cp -L "/usr/lib/x86_64-linux-gnu/$l" "$stage/lib/"; done
-cp -r ../shared/data/models/stories260K "$stage/shared/data/models/"
-cp -r ../shared/data/tokenizers/qwen3 ../shared/data/tokenizers/mistral-7b-v0.1 ../shared/data/tokenizers/llama-3.1 "$stage/shared/data/tokenizers/"
+data=${PENSIEVE_TEST_DATA:-../shared/data}
+cp -r "$data/models/stories260K" "$stage/shared/data/models/"
+cp -r "$data/tokenizers/qwen3" "$data/tokenizers/mistral-7b-v0.1" "$data/tokenizers/llama-3.1" "$stage/shared/data/tokenizers/"
 mkdir -p "$stage/shared/data/chat-templates/templates"
-cp ../shared/data/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja "$stage/shared/data/chat-templates/templates/"
+cp "$data"/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja "$stage/shared/data/chat-templates/templates/"
 rm -rf .dev && mkdir -p .dev
 tar cf - -C "$stage" . | xz -T2 -6 > .dev/bundle.tar.xz
 ls -la .dev/bundle.tar.xz

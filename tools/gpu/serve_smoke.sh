@@ -16,9 +16,9 @@ n=${N:-16}
 # template, which renders the tool schemas.
 if [ ! -d "$m" ]; then
   .dev/pensieve random-model "$m" --shape llama-3-8b --dtype mlx4 \
-    --ctx 32768 --tokenizer "$PENSIEVE_SHARED_DIR/data/tokenizers/llama-3.1" > /dev/null || exit 1
+    --ctx 32768 --tokenizer "$PENSIEVE_TEST_DATA/tokenizers/llama-3.1" > /dev/null || exit 1
   python3 - "$m/tokenizer_config.json" \
-    "$PENSIEVE_SHARED_DIR/data/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja" <<'EOF' || exit 1
+    "$PENSIEVE_TEST_DATA/chat-templates/templates/meta-llama-Llama-3.1-8B-Instruct.jinja" <<'EOF' || exit 1
 import json, sys
 c = json.load(open(sys.argv[1]))
 c["chat_template"] = open(sys.argv[2]).read()

@@ -1,0 +1,43 @@
+# ctest runs this after every other test (the cleanup of the test_data fixture, tests/CMakeLists.txt): it lists
+# the tests that did not run for want of test data, from the log that PENSIEVE_REQUIRE_TEST_DATA (test_paths.h)
+# and missingTestData (tests/clients/helpers.mjs) append to, and writes the same text to SUMMARY for .ci/run.
+# None: passes. Some: ends "Skipped" (SKIP_REGULAR_EXPRESSION matches the wording), or fails where test data is
+# required (CI=true or PENSIEVE_REQUIRE_TEST_DATA=1), so that a run without the data never reads as a clean pass.
+# Arguments: -DLOG=... -DSUMMARY=... -DDEFAULT_DATA=... (the configured folder; $ENV{PENSIEVE_TEST_DATA} wins).
+set(data "$ENV{PENSIEVE_TEST_DATA}")
+if(data STREQUAL "")
+  set(data "${DEFAULT_DATA}")
+endif()
+if(NOT EXISTS "${LOG}")
+  set(text "test data: every data-dependent test had its data (${data})\n")
+  file(WRITE "${SUMMARY}" "${text}")
+  message("${text}")
+  return()
+endif()
+
+file(STRINGS "${LOG}" lines)
+list(REMOVE_DUPLICATES lines)  # a test run twice (ctest --repeat) counts once
+list(SORT lines)
+list(LENGTH lines n)
+set(required FALSE)
+if("$ENV{CI}" STREQUAL "true" OR "$ENV{PENSIEVE_REQUIRE_TEST_DATA}" STREQUAL "1")
+  set(required TRUE)
+endif()
+set(rule "############################################################################")
+if(required)
+  set(text "${rule}\n# TEST DATA MISSING: ${n} data-dependent tests FAILED without their data in ${data}\n")
+else()
+  set(text "${rule}\n# TEST DATA MISSING: ${n} data-dependent tests were skipped for want of data in ${data}\n")
+endif()
+# (A node client test file whose tests all need the same data is one entry, "clients/<file> (every test in it)".)
+foreach(line IN LISTS lines)
+  string(REPLACE "\t" "  (missing: " line "${line}")
+  string(APPEND text "#   ${line})\n")
+endforeach()
+string(APPEND text "# Get the data: PENSIEVE_TEST_DATA=<a copy of it>, or scripts/fetch_test_data.sh (needs internet).\n")
+string(APPEND text "${rule}\n")
+file(WRITE "${SUMMARY}" "${text}")
+if(required)
+  message(FATAL_ERROR "${text}Test data is required here (CI=true or PENSIEVE_REQUIRE_TEST_DATA=1).")
+endif()
+message("${text}")
