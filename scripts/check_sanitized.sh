@@ -2,8 +2,9 @@
 # Sanitizers and fuzzing (CI runs this after the test suite; also by hand). One clang build with AddressSanitizer
 # and UndefinedBehaviorSanitizer (any report fails) of the tests of the layers that read untrusted bytes
 # (formats, tokenizer, chat, api, server) and of every libFuzzer target under fuzz/. The tests run under the
-# sanitizers, then each fuzz target runs FUZZ_SECONDS (default 30) from its seed corpus (fuzz/<layer>/corpus/
-# <name>/ where there is one), on a copy so that the repository is not written to. A crash stops the script;
+# sanitizers, then each fuzz target runs FUZZ_SECONDS (default 30) from its seed corpus (every fuzz/*/corpus/<dir>/
+# whose <dir> is part of the target's name; a target without one is an error), on a copy so that the repository
+# is not written to. A crash stops the script;
 # libFuzzer leaves the input as build/san/fuzz-out/crash-*: keep it in the corpus as a regression input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,10 @@ for t in $targets; do
   for seed in fuzz/*/corpus/*; do
     case "$name" in *"$(basename "$seed")"*) cp -r "$seed"/. "$corpus"/ ;; esac
   done
-  echo "fuzz: $name for $seconds s from $(ls "$corpus" | wc -l) seed inputs"
+  seeds=$(ls "$corpus" | wc -l)
+  # Every target starts from real inputs (issue 14): a target without seeds would fuzz from nothing.
+  [ "$seeds" -gt 0 ] || { echo "fuzz: $name has no seed corpus (fuzz/<layer>/corpus/$name/)" >&2; exit 1; }
+  echo "fuzz: $name for $seconds s from $seeds seed inputs"
   (cd "$out" && "../$t" -max_total_time="$seconds" -print_final_stats=1 "corpus-$name" 2>&1 |
      grep -E "^(stat::number_of_executed_units|stat::new_units_added|==[0-9]+==ERROR|SUMMARY)" | sed "s/^/  /")
 done
