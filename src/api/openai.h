@@ -44,6 +44,9 @@ class OpenAIStreamEncoder {
   OpenAIStreamEncoder(std::string id, std::string model, bool completion_api, bool include_usage, bool logprobs);
   std::string Start();
   std::string Event(const ChatEvent& event);
+  // Sent when nothing happened for a while: an SSE comment line, which keeps proxies and sockets alive and
+  // which OpenAI clients ignore (OpenAI's chunk grammar has no empty delta to send instead).
+  std::string KeepAlive() const { return ": keep-alive\n\n"; }
   std::string Error(const std::string& type, const std::string& message);
   bool finished() const { return finished_; }
 

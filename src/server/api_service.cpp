@@ -67,22 +67,23 @@ void ApiService::SendJson(HttpResponder& res, const std::string& rid, int status
   res.Send(status, {{"Content-Type", "application/json"}, {"request-id", rid}}, body);
 }
 
-void ApiService::SendAnthropicError(HttpResponder& res, const std::string& rid, int status, const std::string& type,
-                                    const std::string& message) {
-  Headers h = {{"Content-Type", "application/json"}, {"request-id", rid}};
-  bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
-  h.emplace_back("x-should-retry", retry ? "true" : "false");
-  if (status == 529 || status == 429 || status == 503) h.emplace_back("retry-after", std::to_string(options_.retry_after_s));
-  res.Send(status, h, api::AnthropicErrorBody(type, message, rid));
+ApiService::ErrorEnvelope ApiService::EnvelopeFor(const std::string& path) {
+  if (IsOpenAIPath(path)) {
+    // OpenAI's envelope has no request id (it travels in the request-id header alone).
+    return [](const std::string& type, const std::string& message, const std::string&) {
+      return api::OpenAIErrorBody(type, message);
+    };
+  }
+  return &api::AnthropicErrorBody;
 }
 
-void ApiService::SendOpenAIError(HttpResponder& res, const std::string& rid, int status, const std::string& type,
-                                 const std::string& message) {
+void ApiService::SendError(HttpResponder& res, const std::string& rid, int status, const std::string& type,
+                           const std::string& message, ErrorEnvelope envelope) {
   Headers h = {{"Content-Type", "application/json"}, {"request-id", rid}};
   bool retry = status == 408 || status == 409 || status == 429 || status >= 500;
   h.emplace_back("x-should-retry", retry ? "true" : "false");
   if (status == 529 || status == 429 || status == 503) h.emplace_back("retry-after", std::to_string(options_.retry_after_s));
-  res.Send(status, h, api::OpenAIErrorBody(type, message));
+  res.Send(status, h, envelope(type, message, rid));
 }
 
 void ApiService::HandleTransportError(const HttpRequest& req, HttpResponder& res, int status, const std::string& message) {
@@ -92,11 +93,7 @@ void ApiService::HandleTransportError(const HttpRequest& req, HttpResponder& res
                      : status == 503 ? "overloaded_error"
                      : status >= 500 ? "api_error"
                                      : "invalid_request_error";
-  if (IsOpenAIPath(NormalisePath(req.path))) {
-    SendOpenAIError(res, rid, status, type, message);
-  } else {
-    SendAnthropicError(res, rid, status, type, message);
-  }
+  SendError(res, rid, status, type, message, EnvelopeFor(NormalisePath(req.path)));
   metrics_.CountRequest(EndpointLabel(NormalisePath(req.path)), status);
   if (options_.log) {
     std::fprintf(options_.log, "pensieve: %s %s %d %s (%s)\n", req.method.empty() ? "-" : req.method.c_str(),
@@ -110,10 +107,9 @@ void ApiService::Handle(const HttpRequest& req, HttpResponder& res) {
   std::string rid = api::NewId("req_");
   Outcome out;
   std::string path = NormalisePath(req.path);
-  bool openai = IsOpenAIPath(path);
+  const ErrorEnvelope envelope = EnvelopeFor(path);
   auto error = [&](int status, const std::string& type, const std::string& message) {
-    if (openai) SendOpenAIError(res, rid, status, type, message);
-    else SendAnthropicError(res, rid, status, type, message);
+    SendError(res, rid, status, type, message, envelope);
   };
   try {
     Route(req, res, rid, out);
@@ -320,6 +316,35 @@ void ApiService::RespondWhole(api::Generation& gen, HttpResponder& res, const st
   SendJson(res, rid, 200, Dump(builder.Build()));
 }
 
+// Streaming answer, shared by both APIs: SSE headers and the encoder's opening frames, then every event as the
+// encoder frames it, its keep-alive when idle; the encoder's error event on shutdown. A departed client gets
+// nothing more and its connection is closed.
+template <typename Encoder>
+void ApiService::RespondStream(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out,
+                               Encoder& enc, const std::string& start) {
+  Headers h = kSseHeaders;
+  h.emplace_back("request-id", rid);
+  if (!res.BeginStream(200, h) || !res.Write(start)) {
+    gen.Cancel();
+    return;
+  }
+  DriveResult r = Drive(gen, res, shutting_down_, options_.keepalive_ms,
+                        [&](const ChatEvent& ev) {
+                          RecordFinish(ev, out);
+                          std::string frames = enc.Event(ev);
+                          return frames.empty() || res.Write(frames);
+                        },
+                        [&] { return res.Write(enc.KeepAlive()); });
+  if (r == DriveResult::kClientGone) {
+    metrics_.CountDisconnect();
+    out.note = "client gone";
+    res.set_close(true);
+    return;
+  }
+  if (r == DriveResult::kShutdown) res.Write(enc.Error("overloaded_error", "the server is shutting down"));
+  res.EndStream();
+}
+
 void ApiService::LogPrompt(const std::string& rid, const api::PreparedPrompt& prompt) {
   if (!options_.prompt_log) return;
   const std::string line =
@@ -341,7 +366,6 @@ void ApiService::Messages(const HttpRequest& req, HttpResponder& res, const std:
   int input_tokens = out.prompt_tokens;
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
   std::string msg_id = api::NewId("msg_");
-  auto record_finish = [&](const ChatEvent& ev) { RecordFinish(ev, out); };
 
   if (!creq.stream) {
     api::AnthropicMessageBuilder builder(msg_id, creq.model);
@@ -351,27 +375,7 @@ void ApiService::Messages(const HttpRequest& req, HttpResponder& res, const std:
 
   bool keepalive_thinking = creq.thinking.value_or(false) && pipeline_.reasoning_model();
   api::AnthropicStreamEncoder enc(msg_id, creq.model, keepalive_thinking);
-  Headers h = kSseHeaders;
-  h.emplace_back("request-id", rid);
-  if (!res.BeginStream(200, h) || !res.Write(enc.Start(input_tokens))) {
-    gen->Cancel();
-    return;
-  }
-  DriveResult r = Drive(*gen, res, shutting_down_, options_.keepalive_ms,
-                        [&](const ChatEvent& ev) {
-                          record_finish(ev);
-                          std::string frames = enc.Event(ev);
-                          return frames.empty() || res.Write(frames);
-                        },
-                        [&] { return res.Write(enc.KeepAlive()); });
-  if (r == DriveResult::kClientGone) {
-    metrics_.CountDisconnect();
-    out.note = "client gone";
-    res.set_close(true);
-    return;
-  }
-  if (r == DriveResult::kShutdown) res.Write(enc.Error("overloaded_error", "the server is shutting down"));
-  res.EndStream();
+  RespondStream(*gen, res, rid, out, enc, enc.Start(input_tokens));
 }
 
 void ApiService::OpenAIChat(const HttpRequest& req, HttpResponder& res, const std::string& rid, bool completion,
@@ -385,35 +389,13 @@ void ApiService::OpenAIChat(const HttpRequest& req, HttpResponder& res, const st
   out.prompt_tokens = static_cast<int>(prompt.tokens.size());
   std::unique_ptr<api::Generation> gen = pipeline_.Start(creq, std::move(prompt));
   std::string id = api::NewId(completion ? "cmpl-" : "chatcmpl-");
-  auto record_finish = [&](const ChatEvent& ev) { RecordFinish(ev, out); };
   if (!creq.stream) {
     api::OpenAIResponseBuilder builder(id, creq.model, completion, creq.logprobs);
     RespondWhole(*gen, res, rid, out, builder);
     return;
   }
   api::OpenAIStreamEncoder enc(id, creq.model, completion, oopts.include_usage, creq.logprobs);
-  Headers h = kSseHeaders;
-  h.emplace_back("request-id", rid);
-  if (!res.BeginStream(200, h) || !res.Write(enc.Start())) {
-    gen->Cancel();
-    return;
-  }
-  DriveResult r = Drive(*gen, res, shutting_down_, options_.keepalive_ms,
-                        [&](const ChatEvent& ev) {
-                          record_finish(ev);
-                          std::string frames = enc.Event(ev);
-                          return frames.empty() || res.Write(frames);
-                        },
-                        // SSE comment lines keep proxies and sockets alive; OpenAI clients ignore them.
-                        [&] { return res.Write(": keep-alive\n\n"); });
-  if (r == DriveResult::kClientGone) {
-    metrics_.CountDisconnect();
-    out.note = "client gone";
-    res.set_close(true);
-    return;
-  }
-  if (r == DriveResult::kShutdown) res.Write(enc.Error("overloaded_error", "the server is shutting down"));
-  res.EndStream();
+  RespondStream(*gen, res, rid, out, enc, enc.Start());
 }
 
 }  // namespace pensieve::server

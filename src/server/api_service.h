@@ -46,14 +46,25 @@ class ApiService {
   void CountTokens(const HttpRequest& req, HttpResponder& res, const std::string& rid, Outcome& out);
   void OpenAIChat(const HttpRequest& req, HttpResponder& res, const std::string& rid, bool completion, Outcome& out);
   void Models(const HttpRequest& req, HttpResponder& res, const std::string& rid);
-  void SendAnthropicError(HttpResponder& res, const std::string& rid, int status, const std::string& type, const std::string& message);
-  void SendOpenAIError(HttpResponder& res, const std::string& rid, int status, const std::string& type, const std::string& message);
+  // An API's error body from (error type, message, request id): api::AnthropicErrorBody, or OpenAI's envelope.
+  using ErrorEnvelope = std::string (*)(const std::string& type, const std::string& message, const std::string& rid);
+  // The envelope of the API that `path` (normalised) belongs to.
+  static ErrorEnvelope EnvelopeFor(const std::string& path);
+  // One error sender for both APIs: the headers (request-id, x-should-retry, retry-after) are the server's and
+  // the same for both; only the body is the API's.
+  void SendError(HttpResponder& res, const std::string& rid, int status, const std::string& type,
+                 const std::string& message, ErrorEnvelope envelope);
   void SendJson(HttpResponder& res, const std::string& rid, int status, const std::string& body);
   bool Authorized(const HttpRequest& req) const;
   static void RecordFinish(const api::ChatEvent& ev, Outcome& out);
   void LogPrompt(const std::string& rid, const api::PreparedPrompt& prompt);
   template <typename Builder>
   void RespondWhole(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out, Builder& builder);
+  // One streaming driver for both APIs. `Encoder` (api::AnthropicStreamEncoder, api::OpenAIStreamEncoder) turns
+  // events into SSE frames: Event(ev), KeepAlive(), Error(type, message); `start` is its opening frames.
+  template <typename Encoder>
+  void RespondStream(api::Generation& gen, HttpResponder& res, const std::string& rid, Outcome& out, Encoder& enc,
+                     const std::string& start);
 
   api::ChatPipeline& pipeline_;
   ServiceOptions options_;

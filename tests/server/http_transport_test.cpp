@@ -56,6 +56,27 @@ TEST(HttpTransport, OversizedBodyIs413WithoutReadingIt) {  // §8.22
   EXPECT_EQ(Request(s.port, "POST", "/v1/messages", kHi).status, 200);
 }
 
+// A transport error on an OpenAI route has OpenAI's envelope; on the Anthropic route, Anthropic's (with the id).
+TEST(HttpTransport, TransportErrorsUseTheRoutesEnvelope) {
+  TestServer s;
+  for (const char* path : {"/v1/chat/completions", "/v1/messages"}) {
+    int fd = Connect(s.port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, std::string("POST ") + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                std::to_string(33u << 20) + "\r\n\r\n"));
+    HttpResult r = ParseResponse(ReadAll(fd, 5000));
+    ::close(fd);
+    EXPECT_EQ(r.status, 413) << path;
+    EXPECT_EQ(r.headers["x-should-retry"], "false") << path;
+    auto j = Json::parse(r.body);
+    const bool openai = std::string(path) != "/v1/messages";
+    EXPECT_EQ(j["error"]["type"], openai ? "invalid_request_error" : "request_too_large") << r.body;
+    EXPECT_EQ(j.contains("type"), !openai) << r.body;
+    EXPECT_EQ(j.contains("request_id"), !openai) << r.body;
+    EXPECT_EQ(j["error"].contains("param"), openai) << r.body;
+  }
+}
+
 // Sends `byte` every 100 ms (for up to 3 s) while waiting for the server's answer; closes fd. Returns the
 // answer and how long it took.
 std::pair<HttpResult, Clock::duration> TrickleAndRead(int fd, const char* byte) {

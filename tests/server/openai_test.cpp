@@ -63,6 +63,27 @@ TEST(OpenAI, ChatStreamIncludeUsage) {  // §8.34
   EXPECT_EQ(chunks.back()["usage"]["completion_tokens"], 23);
 }
 
+// The OpenAI stream's keep-alive is an SSE comment line (no chunk), sent while the prefill writes nothing.
+TEST(OpenAI, KeepAlivesDuringSlowPrefill) {
+  server::ServiceOptions o;
+  o.keepalive_ms = 300;
+  TestServer s(o);
+  HttpResult r = Request(s.port, "POST", "/v1/chat/completions",
+                         R"({"model":"m","stream":true,"messages":[{"role":"user","content":"slow prefill please"}]})");
+  auto chunks = Chunks(r);
+  std::string text;
+  for (const auto& c : chunks) {
+    if (c["choices"].empty()) continue;
+    auto& d = c["choices"][0]["delta"];
+    if (d.contains("content")) text += d["content"].get<std::string>();
+  }
+  EXPECT_EQ(text, "Done after a slow prefill.");
+  int keepalives = 0;
+  const std::string comment = ": keep-alive\n\n";
+  for (size_t p = r.body.find(comment); p != std::string::npos; p = r.body.find(comment, p + 1)) ++keepalives;
+  EXPECT_GE(keepalives, 2) << r.body;
+}
+
 TEST(OpenAI, ToolCallsStreamAndNonStream) {  // §8.34
   TestServer s;
   Json b = Json::parse(R"({"model":"m","max_tokens":500,"messages":[{"role":"user","content":"weather in Paris?"}],
