@@ -400,7 +400,7 @@ void Model::Layer(int layer, int64_t T) {
   a.n_kv_heads = nkv;
   a.head_dim = hd;
   a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  a.window = c.sliding_window ? static_cast<int>(*c.sliding_window) : 0;
+  a.window = c.LayerUsesSlidingWindow(layer) ? static_cast<int>(*c.sliding_window) : 0;  // per layer (Qwen2, layer_types)
   backend_.Attention(*kv_, a);
   backend_.MatMul(att, L.wo, L.bo, x, true);
 

@@ -83,6 +83,22 @@ CASES = [
                   sliding_window=None, max_window_layers=3),
          wkey="qwen2",
          notes="Qwen2, 3 layers, q/k/v projections with bias (o_proj none), theta 1e6, untied."),
+    dict(name="qwen2_swa", model_type="qwen2",
+         cfg=dict(num_hidden_layers=3, rms_norm_eps=1e-6, rope_theta=1000000.0, use_sliding_window=True,
+                  sliding_window=8, max_window_layers=1),
+         wkey="qwen2", plain=dict(use_sliding_window=False), contrast=dict(max_window_layers=0),
+         drop=["layer_types"],
+         notes="Same weights as qwen2. use_sliding_window with window 8 and max_window_layers 1: layer 0 attends "
+               "to everything, layers 1-2 to the last 8 keys. config.json has no layer_types (removed), so the "
+               "loader must derive the layers from max_window_layers; contrast: every layer windowed differs."),
+    dict(name="qwen2_layer_types", model_type="qwen2",
+         cfg=dict(num_hidden_layers=3, rms_norm_eps=1e-6, rope_theta=1000000.0, use_sliding_window=True,
+                  sliding_window=8, max_window_layers=0,
+                  layer_types=["sliding_attention", "full_attention", "sliding_attention"]),
+         wkey="qwen2", plain=dict(use_sliding_window=False, layer_types=None),
+         contrast=dict(layer_types=["sliding_attention"] * 3),
+         notes="Same weights as qwen2. Window 8 on layers 0 and 2 only, from an explicit layer_types (a pattern "
+               "max_window_layers cannot express); contrast: every layer windowed differs."),
     dict(name="qwen3", model_type="qwen3",
          cfg=dict(head_dim=32, tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=1000000.0,
                   attention_bias=False, use_sliding_window=False, sliding_window=None, max_window_layers=2),
@@ -343,6 +359,9 @@ def fix_config_json(dirpath, case, extra=None):
                 raise RuntimeError(f"{case['name']}: config.json {k}={cfg[k]} but case wants {case['cfg'][k]}")
             cfg[k] = case["cfg"][k]
             added.append(k)
+    for k in case.get("drop", []):  # keys a loader must do without (derived from others)
+        if cfg.pop(k, None) is not None:
+            added.append("-" + k)
     if "torch_dtype" not in cfg and "dtype" in cfg:
         cfg["torch_dtype"] = cfg["dtype"]
         added.append("torch_dtype")
@@ -411,6 +430,13 @@ def do_f32_case(case, outdir, manifest, models):
         log(f"   feature effect (max row rel diff vs plain config {case['plain']}): {feature:.3g}")
         log("   per-position rel diff vs plain:", " ".join(f"{x:.1e}" for x in per_pos.tolist()))
         assert feature > 1e-3, f"{name}: the feature under test does not change the logits"
+        if "contrast" in case:  # the per-layer choice matters: another assignment of layers changes the logits
+            cmodel = build_model(make_config(case, case["contrast"]))
+            init_weights(cmodel, case["wkey"])
+            cpre, _, cdec = run_model(copy.deepcopy(cmodel).to(torch.float64), PROMPT, ids)
+            contrast = rel_l2_rows(torch.cat([cpre, cdec]), torch.cat([pre, dec]))
+            log(f"   contrast effect (vs {case['contrast']}): {contrast:.3g}")
+            assert contrast > 1e-3, f"{name}: the contrast config gives the same logits"
         if name == "mistral_swa":
             # With window 8 every position < 8 sees its whole prefix either way.
             assert float(per_pos[:8].max()) < 1e-12, "sliding window changed positions inside the window"
