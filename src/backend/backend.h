@@ -247,7 +247,8 @@ class Backend {
   // ---- ops (see the structs above)
   // out[t, :] = table[tokens[t], :] for float or affine tables ([vocab, dim]).
   virtual void Embed(const MatRef& table, Tensor out) = 0;
-  // y = x W^T (+ bias), or y += x W^T (+ bias) when accumulate (the residual add). x: [T, W.cols], y: [T, W.rows].
+  // y = x W^T (+ bias), or y += x W^T (+ bias) when accumulate (the residual add). x: [T, W.cols], y: [T, W.rows];
+  // y must not overlap x.
   virtual void MatMul(Tensor x, const MatRef& w, Tensor bias, Tensor y, bool accumulate) = 0;
   // Several matmuls of the same input (q/k/v) as one pass. Same results as MatMul for each.
   virtual void MatMulMulti(Tensor x, std::span<const MatMulOut> outs) = 0;
@@ -256,6 +257,12 @@ class Backend {
                          GluActivation act, Tensor out) = 0;
   // y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight (y may alias x).
   virtual void RmsNorm(Tensor x, Tensor weight, float eps, Tensor y) = 0;
+  // RmsNorm, where y's next use (the very next op) is as the input of matmuls of weights like `next` (same
+  // format and width): a backend may also lay y out there as they read it, in the same pass. Same results.
+  virtual void RmsNormFor(Tensor x, Tensor weight, float eps, Tensor y, const MatRef& next) {
+    (void)next;
+    RmsNorm(x, weight, eps, y);
+  }
   virtual void PrepareAttention(KvStorage& kv, const QkvArgs& args) = 0;
   virtual void Attention(KvStorage& kv, const AttentionArgs& args) = 0;
   // out[r, :] = x[logit_rows[r], :] for every logit row of the step.

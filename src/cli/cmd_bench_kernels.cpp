@@ -214,16 +214,16 @@ void Run(const KernelArgs& a) {
     auto step = [&] {
       for (int l = 0; l < layers; ++l) {
         p.layer = at.layer = l;
-        be->RmsNorm(sl(x, T, H), norm, 1e-5f, sl(xb, T, H));
+        be->RmsNormFor(sl(x, T, H), norm, 1e-5f, sl(xb, T, H), wq);
         be->MatMulMulti(sl(xb, T, H), qkv);
         be->PrepareAttention(*kv, p);
         be->Attention(*kv, at);
         be->MatMul(sl(att, T, Q), wo, {}, sl(x, T, H), true);
-        be->RmsNorm(sl(x, T, H), norm, 1e-5f, sl(xb, T, H));
+        be->RmsNormFor(sl(x, T, H), norm, 1e-5f, sl(xb, T, H), wg);
         be->MatMulGlu(sl(xb, T, H), wg, {}, wu, {}, backend::GluActivation::kSilu, sl(h, T, I));
         be->MatMul(sl(h, T, I), wd, {}, sl(x, T, H), true);
       }
-      be->RmsNorm(sl(x, T, H), norm, 1e-5f, sl(xb, T, H));
+      be->RmsNormFor(sl(x, T, H), norm, 1e-5f, sl(xb, T, H), head);
       be->MatMul(sl(xb, T, H), head, {}, sl(logits, T, V), false);
       be->Sample(sl(logits, T, V));
     };

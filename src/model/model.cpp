@@ -350,7 +350,7 @@ void Model::RunChunk(int64_t begin, int64_t end, bool last, std::span<float> hos
     if (first > 0) {
       const backend::Tensor n = normed_.Rows(at, first);
       backend_.GatherLogitRows(x_.Rows(0, T), n);
-      backend_.RmsNorm(n, weights_.weights.final_norm, eps_, n);
+      backend_.RmsNormFor(n, weights_.weights.final_norm, eps_, n, weights_.weights.lm_head);
       backend_.MatMul(n, weights_.weights.lm_head, {}, logits_.Rows(at, first), false);
     }
     if (sample) backend_.Sample(logits_.Rows(0, static_cast<int64_t>(logit_rows_.size())));
@@ -381,7 +381,7 @@ void Model::Layer(int layer, int64_t T) {
                         v = v_.Rows(0, T), att = att_.Rows(0, T), h = h_.Rows(0, T);
 
   // Attention block: norm, q/k/v projections, q/k norm and rope, k/v stored, attention, output + residual.
-  backend_.RmsNorm(x, L.attn_norm, eps_, xb);
+  backend_.RmsNormFor(x, L.attn_norm, eps_, xb, L.wq);
   const backend::MatMulOut qkv[3] = {{L.wq, L.bq, q}, {L.wk, L.bk, k}, {L.wv, L.bv, v}};
   backend_.MatMulMulti(xb, qkv);
   backend::QkvArgs p;
@@ -405,7 +405,7 @@ void Model::Layer(int layer, int64_t T) {
   backend_.MatMul(att, L.wo, L.bo, x, true);
 
   // MLP block: norm, gated activation, down projection + residual.
-  backend_.RmsNorm(x, L.mlp_norm, eps_, xb);
+  backend_.RmsNormFor(x, L.mlp_norm, eps_, xb, L.w_gate);
   const auto act = c.hidden_act == Activation::kSilu ? backend::GluActivation::kSilu : backend::GluActivation::kGeluTanh;
   backend_.MatMulGlu(xb, L.w_gate, L.b_gate, L.w_up, L.b_up, act, h);
   backend_.MatMul(h, L.w_down, L.b_down, x, true);

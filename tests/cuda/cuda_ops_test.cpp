@@ -1,7 +1,7 @@
 // The CUDA backend's ops against the scalar reference backend (backend/reference.h), on random data: every
 // weight format the kernels read (fast and generic paths, aligned and not), row counts on both sides of each
 // kernel switch (decode kernel, chunked decode kernel, cuBLAS), residual accumulation and biases, several
-// outputs in one launch, the gated MLP; RMSNorm; embeddings; q/k norm + rope + KV store + paged attention for
+// outputs in one launch, the gated MLP; RMSNorm, also fused with the tiled kernel's input layout; embeddings; q/k norm + rope + KV store + paged attention for
 // odd shapes (one KV head, 32 query heads per KV head, GQA 7, head sizes 8 to 256, windows, longrope, cached
 // prefixes, decode rows, padding rows), through the SIMT kernel (f32 KV, head sizes and groups flash attention
 // does not take) and flash attention (bf16 KV: the prefill steps and, with key-range splits, the decode rows). Skips cleanly without a usable GPU.
@@ -349,6 +349,58 @@ TEST_F(CudaOpsTest, RmsNormAndEmbedMatchReference) {
     ref::Embed(h.m, tokens, want.data());
     const auto got = Host(out);
     for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << i;
+  }
+}
+
+// RmsNormFor may also lay its output out for the tiled decode kernel (the next matmul then skips that launch):
+// the normed rows and the products must equal RmsNorm then MatMul bit for bit, in place or not, for one output
+// or several; and once another op has written those rows, the next matmul must read them anew.
+TEST_F(CudaOpsTest, NormForTiledMatMulEqualsNormThenMatMul) {
+  struct Shape {
+    int64_t K;
+    int gs;
+  };
+  for (const Shape s : {Shape{64, 32}, Shape{384, 64}, Shape{1536, 128}, Shape{4096, 64}}) {
+    HostMat a = AffineMat(rng_, 48, s.K, 4, s.gs, FloatType::kBF16, true), b = AffineMat(rng_, 16, s.K, 4, s.gs, FloatType::kBF16, false);
+    MatRef wa = DevMat(a.m), wb = DevMat(b.m);
+    be_->Relayout(wa);
+    be_->Relayout(wb);
+    ASSERT_TRUE(wa.tiled && wb.tiled);
+    for (int64_t T = 1; T <= 8; ++T) {
+      SCOPED_TRACE("K " + std::to_string(s.K) + " group " + std::to_string(s.gs) + " T " + std::to_string(T));
+      const auto x = Random(T * s.K), w = Random(s.K), other = Random(T * s.K);
+      const Tensor dw = DevTensor(w, 1, s.K);
+      const auto run = [&](bool fused, bool in_place, bool overwrite) {
+        const Tensor dx = DevTensor(x, T, s.K);
+        const Tensor y = in_place ? dx : DevTensor(std::vector<float>(T * s.K), T, s.K);
+        const Tensor ya = DevTensor(std::vector<float>(T * 48), T, 48), yb = DevTensor(std::vector<float>(T * 16), T, 16);
+        if (fused) be_->RmsNormFor(dx, dw, 1e-5f, y, wa);
+        else be_->RmsNorm(dx, dw, 1e-5f, y);
+        if (overwrite) be_->RmsNorm(DevTensor(other, T, s.K), dw, 1e-5f, y);
+        const MatMulOut outs[2] = {{wa, {}, ya}, {wb, {}, yb}};
+        be_->MatMulMulti(y, outs);
+        std::vector<float> all = Host(y), pa = Host(ya), pb = Host(yb);
+        all.insert(all.end(), pa.begin(), pa.end());
+        all.insert(all.end(), pb.begin(), pb.end());
+        return all;
+      };
+      for (bool in_place : {false, true}) {
+        const auto want = run(false, in_place, false), got = run(true, in_place, false);
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "in place " << in_place << " at " << i;
+      }
+      const auto want = run(false, false, true), got = run(true, false, true);
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "overwritten rows, at " << i;
+      // A plain MatMul after the fused norm takes the same prepared input.
+      const Tensor dx = DevTensor(x, T, s.K), y1 = DevTensor(std::vector<float>(T * s.K), T, s.K);
+      const Tensor o1 = DevTensor(std::vector<float>(T * 48), T, 48), o2 = DevTensor(std::vector<float>(T * 48), T, 48);
+      be_->RmsNorm(dx, dw, 1e-5f, y1);
+      be_->MatMul(y1, wa, {}, o1, false);
+      be_->RmsNormFor(dx, dw, 1e-5f, y1, wa);
+      be_->MatMul(y1, wa, {}, o2, false);
+      const auto h1 = Host(o1), h2 = Host(o2);
+      for (size_t i = 0; i < h1.size(); ++i) ASSERT_EQ(h2[i], h1[i]) << "MatMul at " << i;
+    }
   }
 }
 

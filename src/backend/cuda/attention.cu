@@ -12,6 +12,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "util/error.h"
 
 namespace pensieve::backend::cuda {
@@ -58,6 +59,8 @@ __global__ void __launch_bounds__(kWarps * 32) AttentionKernel(AttentionLaunch a
   float* kt = qs + kPairs * hd;            // [kKeys][ks]
   float* vt = qs + (kPairs * hd + kKeys * ks + 3) / 4 * 4;  // [kKeys][hd], 16-byte aligned
   __shared__ int64_t key_base[kKeys];      // offset of key j's K row in the storage (its V row: + v_offset)
+  WaitPrevious();
+  StartNext();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
   const int group = a.n_heads / a.n_kv_heads;
@@ -205,6 +208,8 @@ __global__ void __launch_bounds__(kCombineThreads) CombineKernel(AttentionLaunch
   __shared__ float red[kCombineThreads / 32];
   __shared__ int live[kCombineThreads];
   __shared__ int count[kCombineThreads / 32];
+  WaitPrevious();
+  StartNext();
   const int64_t row = blockIdx.x / a.n_heads, head = blockIdx.x % a.n_heads;
   const int hd = a.head_dim, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const auto part = [&](int s) { return a.partial + ((static_cast<int64_t>(s) * a.T + row) * a.n_heads + head) * (hd + 2); };
@@ -265,17 +270,13 @@ void LaunchAttention(const AttentionLaunch& a, StepView step, KvView kv, cudaStr
   const int nsub = (group + a.heads_per_tile - 1) / a.heads_per_tile;
   const dim3 grid(a.tiles, a.n_kv_heads * nsub, a.splits);
   const size_t smem = SharedBytes(a.head_dim);
-  if (kv.bf16) {
-    AttentionKernel<true><<<grid, kWarps * 32, smem, stream>>>(a, step, kv);
-  } else {
-    AttentionKernel<false><<<grid, kWarps * 32, smem, stream>>>(a, step, kv);
-  }
+  Launch(kv.bf16 ? AttentionKernel<true> : AttentionKernel<false>, grid, dim3(kWarps * 32), smem, stream, a, step, kv);
   LaunchCombine(a, stream);
 }
 
 void LaunchCombine(const AttentionLaunch& a, cudaStream_t stream) {
   if (a.splits > kCombineThreads) throw Error("cuda attention: more key-range splits than the combine step takes");
-  if (a.splits > 1) CombineKernel<<<static_cast<unsigned>(a.T * a.n_heads), kCombineThreads, 0, stream>>>(a);
+  if (a.splits > 1) Launch(CombineKernel, dim3(static_cast<unsigned>(a.T * a.n_heads)), dim3(kCombineThreads), 0, stream, a);
 }
 
 }  // namespace pensieve::backend::cuda

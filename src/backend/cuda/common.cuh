@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "backend/backend.h"
@@ -69,6 +70,26 @@ __device__ __forceinline__ double BlockSumD(double v, double* shared) {
   for (int i = 0; i < warps; ++i) t += shared[i];
   return t;
 }
+
+// 1 / sqrt(mean(x^2) + eps) of one row of `dim` floats, by a whole block: the sums in double, in one fixed
+// order, so that every kernel normalising a row (RmsNormKernel, the fused norm of gemv_tiled.cu) gets the same
+// bits. Where the row fits the block four floats per thread (*held), v holds this thread's four.
+__device__ __forceinline__ float RowInvRms(const float* xr, int64_t dim, float eps, float4& v, bool& held, double* shared) {
+  held = dim % 4 == 0 && dim <= 4 * static_cast<int64_t>(blockDim.x);
+  v = make_float4(0, 0, 0, 0);
+  double ss = 0;
+  if (held) {
+    if (4 * threadIdx.x < dim) v = reinterpret_cast<const float4*>(xr)[threadIdx.x];
+    ss = double{v.x} * v.x + double{v.y} * v.y + double{v.z} * v.z + double{v.w} * v.w;
+  } else {
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += double{xr[i]} * xr[i];
+  }
+  ss = BlockSumD(ss, shared);
+  return 1.0f / sqrtf(static_cast<float>(ss / dim) + eps);
+}
+
+// Threads of a block normalising rows of `dim` (RowInvRms): four floats each where that fits.
+inline int RmsNormThreads(int64_t dim) { return static_cast<int>(std::clamp<int64_t>((dim / 4 + 31) / 32 * 32, 64, 1024)); }
 
 // The gated MLP's activation: SiLU, or GELU with the tanh approximation.
 __device__ __forceinline__ float Act(Glu g, float v) {

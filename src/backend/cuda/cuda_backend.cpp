@@ -144,6 +144,14 @@ class CudaBackend final : public Backend {
     // PENSIEVE_CUDA_GEMV_ROWS: steps of up to this many rows (0 to 16) keep tiled weights on the decode kernel,
     // whose sums are exact in f32; more go to the many-row kernel (bf16 operands, faster from 9 rows on).
     if (const char* gemv = std::getenv("PENSIEVE_CUDA_GEMV_ROWS")) gemv_rows_ = std::clamp(std::atoi(gemv), 0, 16);
+    // PENSIEVE_CUDA_TILED_SPLIT (1 to 16) fixes the warps per row tile of the tiled decode kernel (default:
+    // chosen per matmul; for measurements).
+    if (const char* split = std::getenv("PENSIEVE_CUDA_TILED_SPLIT")) tiled_split_ = std::clamp(std::atoi(split), 0, 16);
+    // PENSIEVE_CUDA_FUSED_NORM=0 keeps a decode step's norms and the tiled kernel's input layout two launches.
+    if (const char* fused = std::getenv("PENSIEVE_CUDA_FUSED_NORM")) fused_norm_ = std::string(fused) != "0";
+    // PENSIEVE_CUDA_PDL=0 starts each kernel of a step only when the one before has finished (launch.cuh).
+    const char* pdl = std::getenv("PENSIEVE_CUDA_PDL");
+    SetOverlappedLaunches(!(pdl && std::string(pdl) == "0"));
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)
@@ -504,6 +512,19 @@ class CudaBackend final : public Backend {
     Post("rmsnorm");
   }
 
+  // A decode step's norm before tiled matmuls also lays y out as their kernel reads it: the next Products of y
+  // (and only the very next op) skips its preparing launch.
+  void RmsNormFor(Tensor x, Tensor weight, float eps, Tensor y, const MatRef& next) override {
+    const int64_t T = x.rows;
+    if (!(fused_norm_ && next.tiled && next.cols == x.cols && T <= gemv_rows_ && T <= kGemvChunkRows &&
+          CanNormPrepareX(static_cast<int>(T), x.cols, next.group_size)))
+      return RmsNorm(x, weight, eps, y);
+    LaunchNormPrepareX(x.data, weight.data, eps, y.data, static_cast<int>(T), x.cols, next.group_size, gemv_scratch_,
+                       stream_);
+    Post("rmsnorm");
+    prepared_ = {y.data, T, x.cols, next.group_size};
+  }
+
   void PrepareAttention(KvStorage& kv, const QkvArgs& a) override {
     PrepareArgs p;
     p.q = a.q.data, p.k = a.k.data, p.v = a.v.data;
@@ -583,8 +604,10 @@ class CudaBackend final : public Backend {
  private:
   static constexpr int64_t kGemvChunkRows = kMaxGemvRows;
 
-  // Launch errors surface at once (outside recordings; inside, the capture reports them).
+  // After every op: launch errors surface at once (outside recordings; inside, the capture reports them), and
+  // what RmsNormFor prepared is stale.
   void Post(const char* what) {
+    prepared_ = {};
     cudaStreamCaptureStatus st;
     cudaStreamIsCapturing(stream_, &st);
     if (st == cudaStreamCaptureStatusNone) Check(cudaGetLastError(), what);
@@ -595,6 +618,9 @@ class CudaBackend final : public Backend {
   void Products(Tensor x, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out) {
     const int64_t T = x.rows;
     if (T <= 2 * kGemvChunkRows && !(T > gemv_rows_ && ManyTiled(T, outs))) {
+      const MatRef& w = outs[0].w;
+      const bool prepared = prepared_.x == x.data && prepared_.T == T && prepared_.K == x.cols && w.tiled &&
+                            prepared_.group_size == w.group_size;
       GemvOut o[kMaxGemvOuts];
       for (int64_t t0 = 0; t0 < T; t0 += kGemvChunkRows) {
         const int n = static_cast<int>(std::min(kGemvChunkRows, T - t0));
@@ -603,7 +629,8 @@ class CudaBackend final : public Backend {
           if (o[i].y) o[i].y += t0 * outs[i].w.rows;
         }
         LaunchGemv(x.data + t0 * x.cols, n, std::span<const GemvOut>(o, outs.size()), accumulate, glu,
-                   glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, gemv_scratch_, stream_);
+                   glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, gemv_scratch_,
+                   {16 * sms_, tiled_split_, prepared}, stream_);
       }
       Post("gemv");
       return;
@@ -745,7 +772,6 @@ class CudaBackend final : public Backend {
   float* glu_up_ = nullptr;
   float* partial_ = nullptr;
   void* greedy_scratch_ = nullptr;
-  GemvScratch gemv_scratch_;
   bool simple_greedy_ = false;  // every sample of the step is plain greedy (the fast kernel)
 
   int64_t T_ = 0, tiles_ = 0, flash_tiles_ = 0, logit_rows_ = 0, samples_ = 0;
@@ -754,6 +780,14 @@ class CudaBackend final : public Backend {
   bool graphs_enabled_ = true;
   bool tiling_enabled_ = true;
   bool flash_enabled_ = true;
+  GemvScratch gemv_scratch_;
+  int tiled_split_ = 0;
+  bool fused_norm_ = true;
+  struct Prepared {  // rows whose tiled-kernel input RmsNormFor left in gemv_scratch_
+    const float* x = nullptr;
+    int64_t T = 0, K = 0;
+    int group_size = 0;
+  } prepared_;
   int64_t slab_bytes_ = kSlabBytes;
   int many_tiled_rows_ = kMaxGemmTiledRows;
   int gemv_rows_ = kGemvChunkRows;

@@ -22,6 +22,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "util/error.h"
 
 namespace pensieve::backend::cuda {
@@ -73,6 +74,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) FlashKernel(AttentionLaunch a,
   using L = Layout<HD>;
   constexpr int kN = kDecode ? 2 : kKeys / 8;  // 8-key accumulators of a warp per tile
   extern __shared__ __align__(16) uint16_t smem[];  // [stage][K, V][kKeys][kStride]
+  WaitPrevious();
+  StartNext();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int row0 = kDecode ? 0 : warp * 16;  // the warp's first row
   const int kofs = kDecode ? warp * 16 : 0;  // its first key of each tile
@@ -310,11 +313,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) FlashKernel(AttentionLaunch a,
 template <int HD>
 void Launch(const AttentionLaunch& a, bool decode, StepView step, KvView kv, cudaStream_t stream) {
   const dim3 grid(a.tiles, a.n_kv_heads, decode ? a.splits : 1);
-  if (decode) {
-    FlashKernel<HD, true><<<grid, kWarps * 32, Layout<HD>::kBytes, stream>>>(a, step, kv);
-  } else {
-    FlashKernel<HD, false><<<grid, kWarps * 32, Layout<HD>::kBytes, stream>>>(a, step, kv);
-  }
+  Launch(decode ? FlashKernel<HD, true> : FlashKernel<HD, false>, grid, dim3(kWarps * 32), Layout<HD>::kBytes, stream,
+         a, step, kv);
 }
 
 template <int HD>

@@ -17,6 +17,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/tiled_format.cuh"
 #include "util/error.h"
 
@@ -46,6 +47,8 @@ __global__ void __launch_bounds__(kWarps * 32) ManyKernel(ManyParams p) {
   const int64_t total = p.tile_start[p.n_outs];
   const int64_t unit0 = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * R;
   if (unit0 >= total) return;
+  WaitPrevious();
+  StartNext();
 
   const uint4* wd[R];
   const uint32_t* sc[R];
@@ -164,6 +167,8 @@ __global__ void __launch_bounds__(kWarps * 32) ManyKernel(ManyParams p) {
 // x rows as bf16 B fragments: entry ((k32 * NT + nt) * 32 + lane) holds, for x row 8 nt + g (zero beyond T),
 // columns 32 k32 + 2t, +1, +8, +9 (one MMA step) and the same 16 columns on (the next step).
 __global__ void PrepareKernel(const float* x, int T, int64_t K, int NT, uint4* xb) {
+  WaitPrevious();
+  StartNext();
   const int64_t n = K / 32 * NT * 32;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -200,6 +205,8 @@ struct ReduceParams {
 
 // The splits' sums in a fixed order, then y (=|+=) sum + bias, or the gated MLP's act(gate) * up.
 __global__ void ReduceKernel(ReduceParams p) {
+  WaitPrevious();
+  StartNext();
   const int64_t width = p.glu != Glu::kNone ? p.row_start[1] : p.rows;
   const int64_t n = p.T * width, stride = p.T * p.rows;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -231,15 +238,13 @@ int64_t FragmentBytes(int T, int64_t K) { return (K / 32 * NtFor(T) * 32 * 16 + 
 template <int NT>
 void LaunchNt(const ManyParams& p, int group_size, bool f16, dim3 grid, cudaStream_t stream) {
   constexpr unsigned kThreads = kWarps * 32;
-  if (f16) {
-    group_size == 32   ? ManyKernel<NT, 32, true><<<grid, kThreads, 0, stream>>>(p)
-    : group_size == 64 ? ManyKernel<NT, 64, true><<<grid, kThreads, 0, stream>>>(p)
-                       : ManyKernel<NT, 128, true><<<grid, kThreads, 0, stream>>>(p);
-  } else {
-    group_size == 32   ? ManyKernel<NT, 32, false><<<grid, kThreads, 0, stream>>>(p)
-    : group_size == 64 ? ManyKernel<NT, 64, false><<<grid, kThreads, 0, stream>>>(p)
-                       : ManyKernel<NT, 128, false><<<grid, kThreads, 0, stream>>>(p);
-  }
+  const auto kernel = f16 ? (group_size == 32   ? ManyKernel<NT, 32, true>
+                             : group_size == 64 ? ManyKernel<NT, 64, true>
+                                                : ManyKernel<NT, 128, true>)
+                          : (group_size == 32   ? ManyKernel<NT, 32, false>
+                             : group_size == 64 ? ManyKernel<NT, 64, false>
+                                                : ManyKernel<NT, 128, false>);
+  Launch(kernel, grid, dim3(kThreads), 0, stream, p);
 }
 
 }  // namespace
@@ -298,14 +303,15 @@ void LaunchGemmTiled(const float* x, int T, std::span<const GemvOut> outs, bool 
 
   const int NT = NtFor(T);
   const int64_t frags = K / 32 * NT * 32;
-  PrepareKernel<<<static_cast<unsigned>(std::min<int64_t>(CeilDiv(frags, 256), 4096)), 256, 0, stream>>>(x, T, K, NT, xb);
+  Launch(PrepareKernel, dim3(static_cast<unsigned>(std::min<int64_t>(CeilDiv(frags, 256), 4096))), dim3(256), 0, stream,
+         x, T, K, NT, xb);
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(splits));
   const bool f16 = w.type == FloatType::kF16;
   NT == 2 ? LaunchNt<2>(p, w.group_size, f16, grid, stream)
   : NT == 4 ? LaunchNt<4>(p, w.group_size, f16, grid, stream)
             : LaunchNt<8>(p, w.group_size, f16, grid, stream);
   const int64_t n = int64_t{T} * (is_glu ? r.row_start[1] : r.rows);
-  ReduceKernel<<<static_cast<unsigned>(std::min<int64_t>(CeilDiv(n, 256), 8192)), 256, 0, stream>>>(r);
+  Launch(ReduceKernel, dim3(static_cast<unsigned>(std::min<int64_t>(CeilDiv(n, 256), 8192))), dim3(256), 0, stream, r);
 }
 
 }  // namespace pensieve::backend::cuda

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "util/error.h"
 
 namespace pensieve::backend::cuda {
@@ -165,6 +166,8 @@ __global__ void __launch_bounds__(128) GemvKernel(Params p) {
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int64_t unit0 = KS == 1 ? warp * R : static_cast<int64_t>(blockIdx.x) * R;
   if (unit0 >= p.total) return;
+  WaitPrevious();
+  StartNext();
 
   // Each weight row (GLU: rows [0, R) of the gate, [R, 2R) of the up projection): data, group scales, biases.
   const int64_t gbytes = p.stype == FloatType::kF32 ? 4 : 2;
@@ -276,6 +279,8 @@ __global__ void GemvGenericKernel(Params p, MatRef w0, MatRef w1) {
   const int64_t u = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const bool glu = p.glu != Glu::kNone;
   if (u >= p.total) return;
+  WaitPrevious();
+  StartNext();
   const int m = glu ? 0 : MatOf(p, u);
   const int64_t n = u - (glu ? 0 : Pick(p, m, [](const OutDesc&, int64_t first) { return first; }));
   // The MatRefs of matrices 0 and 1 come as arguments; others (q/k/v's third) are rebuilt from the descriptor.
@@ -326,13 +331,9 @@ void LaunchTyped(const Params& p, bool glu, cudaStream_t stream) {
   // A wide input (four or more U-chunk steps per warp when split four ways): the block's warps share rows.
   const bool split = p.K / kElems<F> >= 4 * 32 * U * 4;
   const unsigned blocks = static_cast<unsigned>(split ? warps : CeilDiv(warps, 4));
-  if (glu) {
-    split ? GemvKernel<F, TT, R, true, 4, U><<<blocks, 128, 0, stream>>>(p)
-          : GemvKernel<F, TT, R, true, 1, U><<<blocks, 128, 0, stream>>>(p);
-  } else {
-    split ? GemvKernel<F, TT, R, false, 4, U><<<blocks, 128, 0, stream>>>(p)
-          : GemvKernel<F, TT, R, false, 1, U><<<blocks, 128, 0, stream>>>(p);
-  }
+  const auto kernel = glu ? (split ? GemvKernel<F, TT, R, true, 4, U> : GemvKernel<F, TT, R, true, 1, U>)
+                          : (split ? GemvKernel<F, TT, R, false, 4, U> : GemvKernel<F, TT, R, false, 1, U>);
+  Launch(kernel, dim3(blocks), dim3(128), 0, stream, p);
 }
 
 template <Fmt F>
@@ -366,10 +367,10 @@ bool GemvFast(const MatRef& w) {
 }
 
 void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                GemvScratch scratch, cudaStream_t stream) {
+                GemvScratch scratch, TiledLaunch tiled, cudaStream_t stream) {
   if (!(T >= 1 && T <= kMaxGemvRows && !outs.empty() && outs.size() <= kMaxGemvOuts))
     throw Error("cuda gemv: bad launch shape");
-  if (outs[0].w.tiled) return LaunchGemvTiled(x, T, outs, accumulate, glu, glu_out, scratch.data, scratch.bytes, stream);
+  if (outs[0].w.tiled) return LaunchGemvTiled(x, T, outs, accumulate, glu, glu_out, scratch, tiled, stream);
   Params p{};
   p.x = x;
   p.T = T;
@@ -398,7 +399,7 @@ void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accum
   const MatRef& w = outs[0].w;
   if (!fast) {
     const unsigned blocks = static_cast<unsigned>(CeilDiv(start, 4));
-    GemvGenericKernel<<<blocks, 128, 0, stream>>>(p, w, outs.size() > 1 ? outs[1].w : w);
+    Launch(GemvGenericKernel, dim3(blocks), dim3(128), 0, stream, p, w, outs.size() > 1 ? outs[1].w : w);
     return;
   }
   if (w.kind == MatRef::Kind::kFloat) {

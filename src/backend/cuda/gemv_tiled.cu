@@ -8,23 +8,35 @@
 // cores multiply exactly and add in f32, so per group of the affine quantization
 //   sum_j (s q_j + b) x_j = s M + (b - 128 s) X,  M = sum_j (128 + q_j)(hi_j + lo_j),  X = sum_j (hi_j + lo_j),
 // with X precomputed per group by PrepareXKernel (which also lays hi and lo out in B fragment order).
-// Weights stream once from memory, 16 bytes per lane per tile, two batches of tiles in flight per warp; a
-// block's four warps split one row tile's columns and add their parts through shared memory.
-// Measured on the H200 (bench/RESULTS_cuda.md): 24-60 % of the copy bandwidth per matmul at batch 1; what
-// holds it back is latency (about 16 warps per multiprocessor at 100-128 registers) and the extra launch of
-// PrepareXKernel, not the tensor cores.
+// Weights stream once from memory, 16 bytes per lane per tile, two batches of tiles in flight per warp (the
+// first issued before waiting for the kernel that writes x: launch.cuh); a batch brings its groups' scales,
+// biases and X along (fetched only when a group ends, they stalled each warp once per group: the whole decode
+// step went from 3.61 to 3.15 ms). A block takes one row tile; its warps
+// (1 to 16) split the tile's columns and add their parts through shared memory. How many: as many as make the
+// grid's warps just fill the GPU's warp slots in one wave (SplitFor), since at 100-128 registers only ~16
+// warps fit a multiprocessor: a matrix of few row tiles (the output and down projections at batch 1) gets
+// more warps per tile, so that enough loads are in flight, and one of many tiles (the gated MLP) fewer, so that
+// no second, mostly idle wave follows.
+// Forming x's fragments in this kernel instead (per block, even from shared memory) was measured slower: the
+// conversion runs once per block instead of once, and its arithmetic competes with the MMAs. Reading the
+// weights past L1 (ld.global.nc.L1::no_allocate) with x's fragments prefetched into L1 gained nothing.
+// Measured against the bare streaming rate (tools/gpu/stream_probe.cu: 66 MB in 15-16 us), the gated MLP's
+// 34 us at batch 1 is not bandwidth-bound; what bounds it is still open (bench/RESULTS_cuda.md).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/tiled_format.cuh"
 #include "util/error.h"
 
 namespace pensieve::backend::cuda {
 namespace {
 
-constexpr int kWarps = 4;  // warps of a block: they split one row tile's columns
+constexpr int kMaxWarps = 16;  // warps of a block: they split one row tile's columns
 
 struct TiledOut {
   const uint4* data;
@@ -41,6 +53,7 @@ struct TiledParams {
   int T, ncol;
   int ktiles, groups, group_size;
   int kchunk;  // tiles per warp (a multiple of the tiles per group)
+  int warps;   // of a block
   int n_outs;
   int64_t total;  // row tiles of all outputs (GLU: of the gate)
   int64_t tile_start[kMaxGemvOuts + 1];
@@ -55,7 +68,7 @@ struct TiledParams {
 // GS: group size; F16: f16 scales and biases (else bf16). All compile-time: the loop's address arithmetic and
 // group bookkeeping are then shifts and constants.
 template <int NT, int NM, int GS, bool F16>
-__global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
+__global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
   constexpr int U = 4 / NM;         // tiles per batch and matrix (two batches in flight)
   constexpr int MPG = GS / 16;      // MMAs per group
   constexpr int kB = 32 * NT;       // 16-byte B fragment pairs per two MMA steps (ncol * 4)
@@ -98,9 +111,31 @@ __global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
       c[i][nt][0] = c[i][nt][1] = c[i][nt][2] = c[i][nt][3] = 0.0f;
     }
 
-  // One tile (four MMAs per matrix and x-row quartet); a group's sums are scaled in when it ends.
+  // A group's scales and biases (rows g and g + 8) and X per x-row quartet. Each batch of tiles carries those of
+  // its groups, loaded with its weights: read only when the group ends, they would stall the warp for a
+  // memory round trip once per group.
+  struct GroupVals {
+    uint32_t s[NM], b[NM];
+    float xg[NT];
+  };
+  constexpr int GPB = U * kTileCols / GS;  // groups per batch (a batch holds whole groups)
+  struct Batch {
+    uint4 w[U][NM];
+    GroupVals g[GPB];
+  };
+  const auto load_group = [&](GroupVals& v, int grp, bool weights, bool x) {
+    if (weights)
+#pragma unroll
+      for (int i = 0; i < NM; ++i) v.s[i] = __ldg(sc[i] + grp * 8), v.b[i] = bi[i] ? __ldg(bi[i] + grp * 8) : 0u;
+    if (x)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) v.xg[nt] = xs[nt] ? __ldg(xs[nt] + grp) : 0.0f;
+  };
+
+  // One tile (four MMAs per matrix and x-row quartet); a group's sums are scaled in when it ends, with the
+  // values group(q, grp) gives for it (q: its place in the batch, a constant once unrolled; grp: its index).
   uint4 bpair[NT];
-  const auto tile = [&](const uint4 (&w)[NM], int kt) {
+  const auto tile = [&](const uint4 (&w)[NM], int kt, int j, auto&& group) {
 #pragma unroll
     for (int mm = 0; mm < 4; ++mm) {
       const int j16 = kt * 4 + mm;
@@ -121,20 +156,17 @@ __global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
         for (int nt = 0; nt < NT; ++nt) Mma(c[i][nt], a, b[nt]);
       }
       if ((mm + 1) % (MPG < 4 ? MPG : 4) == 0 && (MPG <= 4 || (kt & 1))) {
-        const int grp = j16 / MPG;
-        float xg[NT];
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) xg[nt] = xs[nt] ? __ldg(xs[nt] + grp) : 0.0f;
+        const GroupVals v = group((j * kTileCols + (mm + 1) * 16) / GS - 1, j16 / MPG);
 #pragma unroll
         for (int i = 0; i < NM; ++i) {
-          const uint32_t s2 = __ldg(sc[i] + grp * 8), b2 = bi[i] ? __ldg(bi[i] + grp * 8) : 0u;
+          const uint32_t s2 = v.s[i], b2 = v.b[i];
           const float s_lo = Half16(s2 & 0xFFFFu, F16), s_hi = Half16(s2 >> 16, F16);
           const float o_lo = Half16(b2 & 0xFFFFu, F16) - 128.0f * s_lo;
           const float o_hi = Half16(b2 >> 16, F16) - 128.0f * s_hi;
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            acc[i][nt][0] += s_lo * (c[i][nt][0] + c[i][nt][1]) + o_lo * xg[nt];
-            acc[i][nt][1] += s_hi * (c[i][nt][2] + c[i][nt][3]) + o_hi * xg[nt];
+            acc[i][nt][0] += s_lo * (c[i][nt][0] + c[i][nt][1]) + o_lo * v.xg[nt];
+            acc[i][nt][1] += s_hi * (c[i][nt][2] + c[i][nt][3]) + o_hi * v.xg[nt];
             c[i][nt][0] = c[i][nt][1] = c[i][nt][2] = c[i][nt][3] = 0.0f;
           }
         }
@@ -145,31 +177,45 @@ __global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
   // Whole batches of U tiles with the next batch in flight, then the remaining tiles one by one.
   const int kt0 = warp * p.kchunk, kt1 = min(p.ktiles, kt0 + p.kchunk);
   const int full_end = kt0 + max(0, kt1 - kt0) / U * U;
-  uint4 w[U][NM], next[U][NM];
-  const auto load = [&](uint4 (&dst)[U][NM], int at) {
+  const auto load = [&](Batch& d, int at, bool weights, bool x) {
+    if (weights)
 #pragma unroll
-    for (int j = 0; j < U; ++j)
+      for (int j = 0; j < U; ++j)
 #pragma unroll
-      for (int i = 0; i < NM; ++i) dst[j][i] = __ldg(wd[i] + (at + j) * 32);
+        for (int i = 0; i < NM; ++i) d.w[j][i] = __ldg(wd[i] + (at + j) * 32);
+#pragma unroll
+    for (int q = 0; q < GPB; ++q) load_group(d.g[q], at * kTileCols / GS + q, weights, x);
   };
-  if (kt0 < full_end) load(w, kt0);
+  const auto run = [&](const Batch& d, int at) {
+#pragma unroll
+    for (int j = 0; j < U; ++j) tile(d.w[j], at + j, j, [&](int q, int) { return d.g[q]; });
+  };
+  Batch A, B;
+  if (kt0 < full_end) load(A, kt0, true, false);
+  WaitPrevious();  // x's fragments and sums come from the kernel before
+  StartNext();
+  if (kt0 < full_end) load(A, kt0, false, true);
   for (int kt = kt0; kt < full_end; kt += 2 * U) {  // ping-pong between the two batches (no register copies)
-    if (kt + U < full_end) load(next, kt + U);
-#pragma unroll
-    for (int j = 0; j < U; ++j) tile(w[j], kt + j);
+    if (kt + U < full_end) load(B, kt + U, true, true);
+    run(A, kt);
     if (kt + U >= full_end) break;
-    if (kt + 2 * U < full_end) load(w, kt + 2 * U);
-#pragma unroll
-    for (int j = 0; j < U; ++j) tile(next[j], kt + U + j);
+    if (kt + 2 * U < full_end) load(A, kt + 2 * U, true, true);
+    run(B, kt + U);
   }
   for (int kt = full_end; kt < kt1; ++kt) {
     uint4 one[NM];
 #pragma unroll
     for (int i = 0; i < NM; ++i) one[i] = __ldg(wd[i] + kt * 32);
-    tile(one, kt);
+    tile(one, kt, 0, [&](int, int grp) {
+      GroupVals v;
+      load_group(v, grp, true, true);
+      return v;
+    });
   }
   // The warps' parts: [warp][matrix][row of the tile][x row].
-  __shared__ float part[kWarps][NM][kTileRows][8];
+  // (Sized by the launch for the block's warps: a fixed kMaxWarps would take shared memory from L1.)
+  extern __shared__ float part_mem[];
+  auto part = reinterpret_cast<float (*)[NM][kTileRows][8]>(part_mem);
 #pragma unroll
   for (int i = 0; i < NM; ++i)
 #pragma unroll
@@ -182,7 +228,10 @@ __global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
     const int r = e % kTileRows, tok = e / kTileRows;
     float v[NM];
 #pragma unroll
-    for (int i = 0; i < NM; ++i) v[i] = (part[0][i][r][tok] + part[1][i][r][tok]) + (part[2][i][r][tok] + part[3][i][r][tok]);
+    for (int i = 0; i < NM; ++i) {
+      v[i] = part[0][i][r][tok];
+      for (int w = 1; w < p.warps; ++w) v[i] += part[w][i][r][tok];
+    }
     if constexpr (NM == 2) {
       const int64_t n = unit * kTileRows + r;
       const TiledOut& gate = p.outs[0];
@@ -201,46 +250,98 @@ __global__ void __launch_bounds__(kWarps * 32, 4) TiledKernel(TiledParams p) {
   }
 }
 
+// B fragment entry (j16, col, t) of x's row behind column col: elements 2t, 2t+1, 2t+8, 2t+9 of the 16
+// columns at xr (already offset by 16 j16 + 2t), as their hi parts for even col and lo parts for odd col.
+__device__ __forceinline__ uint2 FragmentOf(const float* xr, int col) {
+  const float v[4] = {xr[0], xr[1], xr[8], xr[9]};
+  uint16_t h[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const __nv_bfloat16 hi = __float2bfloat16_rn(v[e]);
+    const __nv_bfloat16 piece = (col & 1) ? __float2bfloat16_rn(v[e] - __bfloat162float(hi)) : hi;
+    h[e] = __bfloat16_as_ushort(piece);
+  }
+  return make_uint2(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16));
+}
+
+// X of one group of one row (its group_size floats at xg), by a warp: every lane gets it.
+__device__ __forceinline__ float GroupSumOf(const float* xg, int group_size) {
+  float s = 0.0f;
+  for (int k = threadIdx.x & 31; k < group_size; k += 32) {
+    const float hi = __bfloat162float(__float2bfloat16_rn(xg[k]));
+    s += hi + __bfloat162float(__float2bfloat16_rn(xg[k] - hi));
+  }
+  return WarpSum(s);
+}
+
+// Entry i of the fragments: ((j16 / 2) * ncol + col) * 4 + t, then j16 % 2 (two MMA steps' fragments of a
+// lane side by side); its element offset in x's row and its column.
+struct FragmentIndex {
+  int64_t j16;
+  int col, t;
+  __device__ explicit FragmentIndex(int64_t i, int ncol)
+      : j16((i >> 3) / ncol * 2 + (i & 1)), col(static_cast<int>((i >> 3) % ncol)), t(static_cast<int>((i >> 1) & 3)) {}
+  __device__ int64_t Offset() const { return j16 * 16 + 2 * t; }
+};
+
 // B fragments of x (hi and lo halves per row, zero columns beyond T) and the group sums X.
 __global__ void PrepareXKernel(const float* x, int T, int64_t K, int ncol, int group_size, uint2* xb, float* xsum) {
+  WaitPrevious();
+  StartNext();
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (blockIdx.y == 0) {
-    // Entry i: ((j16 / 2) * ncol + col) * 4 + t, then j16 % 2: two MMA steps' fragments of a lane side by side.
     const int64_t n = K / 16 * ncol * 4;
     for (int64_t i = first; i < n; i += stride) {
-      const int par = static_cast<int>(i & 1), t = static_cast<int>((i >> 1) & 3);
-      const int col = static_cast<int>((i >> 3) % ncol);
-      const int64_t j16 = (i >> 3) / ncol * 2 + par;
-      const int tok = col >> 1;
-      if (tok >= T) {
-        xb[i] = make_uint2(0, 0);
-        continue;
-      }
-      const float* xr = x + tok * K + j16 * 16 + 2 * t;
-      const float v[4] = {xr[0], xr[1], xr[8], xr[9]};
-      uint16_t h[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const __nv_bfloat16 hi = __float2bfloat16_rn(v[e]);
-        const __nv_bfloat16 piece = (col & 1) ? __float2bfloat16_rn(v[e] - __bfloat162float(hi)) : hi;
-        h[e] = __bfloat16_as_ushort(piece);
-      }
-      xb[i] = make_uint2(h[0] | (uint32_t{h[1]} << 16), h[2] | (uint32_t{h[3]} << 16));
+      const FragmentIndex f(i, ncol);
+      const int tok = f.col >> 1;
+      xb[i] = tok < T ? FragmentOf(x + tok * K + f.Offset(), f.col) : make_uint2(0, 0);
     }
   } else {  // a warp per (x row, group)
-    const int lane = threadIdx.x & 31;
     const int64_t groups = K / group_size;
     for (int64_t wi = first >> 5; wi < T * groups; wi += stride >> 5) {
-      const float* xr = x + (wi / groups) * K + (wi % groups) * group_size;
-      float s = 0.0f;
-      for (int k = lane; k < group_size; k += 32) {
-        const float hi = __bfloat162float(__float2bfloat16_rn(xr[k]));
-        s += hi + __bfloat162float(__float2bfloat16_rn(xr[k] - hi));
-      }
-      s = WarpSum(s);
-      if (lane == 0) xsum[wi] = s;
+      const float s = GroupSumOf(x + (wi / groups) * K + (wi % groups) * group_size, group_size);
+      if ((threadIdx.x & 31) == 0) xsum[wi] = s;
     }
+  }
+}
+
+// RmsNormKernel and PrepareXKernel of a decode step in one launch: y as RmsNormKernel writes it (the same
+// sums: RowInvRms), then the fragment columns and group sums of y's row as PrepareXKernel forms them (the same
+// bits). Block (row, slice) takes `slice` columns of the row (every block of a row computes the row's norm,
+// a read of a few KiB from L2, so that the row is spread over many multiprocessors; in place, one block takes
+// the whole row, since others would read what it writes). Columns of rows past T are not written (the tiled
+// kernel never reads them).
+constexpr int64_t kNormSlice = 256;  // a multiple of every group size and of the 32 columns of a j16 pair
+__global__ void NormPrepareXKernel(const float* x, const float* w, float eps, float* y, int64_t K, int64_t slice,
+                                   int ncol, int group_size, uint2* xb, float* xsum) {
+  extern __shared__ float row[];  // [slice]
+  __shared__ double shared[32];
+  WaitPrevious();
+  StartNext();
+  const int tok = blockIdx.x;
+  const int64_t c0 = blockIdx.y * slice, c1 = min(K, c0 + slice);
+  const float* xr = x + tok * K;
+  float4 v;
+  bool held;
+  const float inv = RowInvRms(xr, K, eps, v, held, shared);
+  for (int64_t i = c0 + threadIdx.x; i < c1; i += blockDim.x) {
+    const float o = __fmul_rn(__fmul_rn(xr[i], inv), w[i]);
+    y[tok * K + i] = row[i - c0] = o;
+  }
+  __syncthreads();
+  // This slice's entries: columns 2 tok (hi) and 2 tok + 1 (lo) of its j16 pairs, 4 lanes t, 2 MMA steps.
+  for (int64_t e = c0 / 2 + threadIdx.x; e < c1 / 2; e += blockDim.x) {
+    const int64_t pair = e >> 4;
+    const int col = 2 * tok + static_cast<int>((e >> 3) & 1);
+    const int64_t i = ((pair * ncol + col) * 4 + ((e >> 1) & 3)) * 2 + (e & 1);
+    const FragmentIndex f(i, ncol);
+    xb[i] = FragmentOf(row + f.Offset() - c0, f.col);
+  }
+  const int64_t groups = K / group_size;
+  for (int64_t grp = c0 / group_size + (threadIdx.x >> 5); grp < c1 / group_size; grp += blockDim.x >> 5) {
+    const float s = GroupSumOf(row + grp * group_size - c0, group_size);
+    if ((threadIdx.x & 31) == 0) xsum[tok * groups + grp] = s;
   }
 }
 
@@ -288,15 +389,10 @@ constexpr int64_t kMaxRelayoutSmem = 227 * 1024;
 // The kernel instance for the launch's x rows, matrices, group size and scale type.
 template <int GS, bool F16>
 void LaunchTypedTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>(p.total);
-  constexpr unsigned kThreads = kWarps * 32;
-  if (glu) {
-    nt == 1 ? TiledKernel<1, 2, GS, F16><<<blocks, kThreads, 0, stream>>>(p)
-            : TiledKernel<2, 2, GS, F16><<<blocks, kThreads, 0, stream>>>(p);
-  } else {
-    nt == 1 ? TiledKernel<1, 1, GS, F16><<<blocks, kThreads, 0, stream>>>(p)
-            : TiledKernel<2, 1, GS, F16><<<blocks, kThreads, 0, stream>>>(p);
-  }
+  const auto kernel = glu ? (nt == 1 ? TiledKernel<1, 2, GS, F16> : TiledKernel<2, 2, GS, F16>)
+                          : (nt == 1 ? TiledKernel<1, 1, GS, F16> : TiledKernel<2, 1, GS, F16>);
+  const size_t part_bytes = static_cast<size_t>(p.warps) * (glu ? 2 : 1) * kTileRows * 8 * sizeof(float);
+  Launch(kernel, dim3(static_cast<unsigned>(p.total)), dim3(p.warps * 32), part_bytes, stream, p);
 }
 void LaunchTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
   const auto f = p.f16 ? (p.group_size == 32    ? &LaunchTypedTiled<32, true>
@@ -334,6 +430,15 @@ void LaunchRelayout(MatRef& w, cudaStream_t stream) {
 namespace {
 // Bytes of the B fragments of x for K columns and ncol B columns (PrepareXKernel's layout), padded to 256.
 int64_t FragmentBytes(int64_t K, int ncol) { return (K / 16 * ncol * 4 * int64_t{sizeof(uint2)} + 255) / 256 * 256; }
+// B columns of a launch of T rows (hi and lo per row, in MMAs of 8 columns).
+int ColumnsFor(int T) { return T <= 4 ? 8 : 16; }
+
+int SplitFor(int64_t row_tiles, int chunks, int warp_slots) {
+  if (row_tiles >= warp_slots) return 4;  // several waves anyway: a moderate split keeps blocks short
+  return static_cast<int>(std::clamp<int64_t>(warp_slots / row_tiles, 1, std::min(kMaxWarps, chunks)));
+}
+
+constexpr int64_t kMaxNormRowBytes = 48 * 1024;  // NormPrepareXKernel's slice in shared memory (no opt-in needed)
 }  // namespace
 
 int64_t TiledScratchBytes(int64_t max_cols) {
@@ -341,22 +446,39 @@ int64_t TiledScratchBytes(int64_t max_cols) {
   return FragmentBytes(max_cols, 16) + (xsum + 255) / 256 * 256;  // up to 16 columns of B (8 rows of x)
 }
 
+bool CanNormPrepareX(int T, int64_t K, int group_size) {
+  return T >= 1 && T <= kMaxGemvRows && K % kTileCols == 0 && group_size > 0 && K % group_size == 0 &&
+         K * 4 <= kMaxNormRowBytes;
+}
+
+void LaunchNormPrepareX(const float* x, const float* w, float eps, float* y, int T, int64_t K, int group_size,
+                        GemvScratch scratch, cudaStream_t stream) {
+  if (!(CanNormPrepareX(T, K, group_size) && TiledScratchBytes(K) <= scratch.bytes))
+    throw Error("cuda: bad fused norm launch");
+  const int ncol = ColumnsFor(T);
+  auto* xb = static_cast<uint2*>(scratch.data);
+  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch.data) + FragmentBytes(K, ncol));
+  const int64_t slice = x == y ? K : kNormSlice;
+  Launch(NormPrepareXKernel, dim3(static_cast<unsigned>(T), static_cast<unsigned>(CeilDiv(K, slice))),
+         dim3(RmsNormThreads(K)), static_cast<size_t>(slice * 4), stream, x, w, eps, y, K, slice, ncol, group_size, xb,
+         xsum);
+}
+
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                     void* scratch, int64_t scratch_bytes, cudaStream_t stream) {
+                     GemvScratch scratch, TiledLaunch tiled, cudaStream_t stream) {
   const MatRef& w = outs[0].w;
   const int64_t K = w.cols;
   const bool is_glu = glu != Glu::kNone;
-  if (!(T >= 1 && T <= kMaxGemvRows && TiledScratchBytes(K) <= scratch_bytes)) throw Error("cuda gemv: bad tiled launch");
+  if (!(T >= 1 && T <= kMaxGemvRows && TiledScratchBytes(K) <= scratch.bytes)) throw Error("cuda gemv: bad tiled launch");
   TiledParams p{};
   p.T = T;
-  const int NT = T <= 4 ? 1 : 2;
-  p.ncol = 8 * NT;
+  p.ncol = ColumnsFor(T);
+  const int NT = p.ncol / 8;
   p.ktiles = static_cast<int>(K / kTileCols);
   p.group_size = w.group_size;
   p.groups = static_cast<int>(K / w.group_size);
   const int tiles_per_group = std::max(1, w.group_size / kTileCols);
   const int chunks = static_cast<int>(CeilDiv(p.ktiles, tiles_per_group));
-  p.kchunk = static_cast<int>(CeilDiv(chunks, kWarps)) * tiles_per_group;
   p.accumulate = accumulate;
   p.glu = glu;
   p.glu_out = glu_out;
@@ -376,14 +498,18 @@ void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool 
   }
   p.tile_start[p.n_outs] = start;
   p.total = start;
+  p.warps = tiled.force_split > 0 ? std::min({tiled.force_split, kMaxWarps, chunks})
+                                  : SplitFor(start, chunks, tiled.warp_slots);
+  p.kchunk = static_cast<int>(CeilDiv(chunks, p.warps)) * tiles_per_group;
 
-  auto* xb = static_cast<uint2*>(scratch);
-  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch) + FragmentBytes(K, p.ncol));
+  auto* xb = static_cast<uint2*>(scratch.data);
+  auto* xsum = reinterpret_cast<float*>(static_cast<char*>(scratch.data) + FragmentBytes(K, p.ncol));
   p.xb = xb;
   p.xsum = xsum;
   const int64_t prep = std::max<int64_t>(K / 16 * p.ncol * 4, int64_t{T} * p.groups * 32);
-  PrepareXKernel<<<dim3(static_cast<unsigned>(CeilDiv(prep, 256)), 2), 256, 0, stream>>>(x, T, K, p.ncol, w.group_size,
-                                                                                          xb, xsum);
+  if (!tiled.x_prepared)
+    Launch(PrepareXKernel, dim3(static_cast<unsigned>(CeilDiv(prep, 256)), 2), dim3(256), 0, stream, x, T, K, p.ncol,
+         w.group_size, xb, xsum);
   LaunchTiled(p, NT, is_glu, stream);
 }
 

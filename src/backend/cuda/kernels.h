@@ -35,6 +35,9 @@ struct KvView {
   int block_tokens = 0;
 };
 
+// Whether kernels of a step may start while the one before them finishes (launch.cuh; default on).
+void SetOverlappedLaunches(bool on);
+
 // ---- matmuls
 enum class Glu : int { kNone = 0, kSilu = 1, kGelu = 2 };
 struct GemvOut {
@@ -57,14 +60,28 @@ struct GemvScratch {
   void* data = nullptr;
   int64_t bytes = 0;
 };
+// How a tiled launch runs. Its split of a row tile's columns over warps: force_split > 0 fixes the warps per
+// tile (up to 16), else they are chosen so that the grid fills warp_slots (the warps the GPU holds at once) in
+// one wave. x_prepared: LaunchNormPrepareX left x's fragments in the scratch (no preparing launch).
+struct TiledLaunch {
+  int warp_slots = 0;
+  int force_split = 0;
+  bool x_prepared = false;
+};
 // y_i = x W_i^T (+ b_i) (or += when accumulate) for up to kMaxGemvOuts matrices of one format and width, T <=
 // kMaxGemvRows rows of x. With glu != kNone: outs[0] is the gate, outs[1] the up projection (same shape), and
 // glu_out = act(gate) * up; their y are ignored.
-// Tiled weights (all outs tiled alike) use `scratch`.
+// Tiled weights (all outs tiled alike) go to LaunchGemvTiled, which uses `scratch` and `split`.
 void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                GemvScratch scratch, cudaStream_t stream);
+                GemvScratch scratch, TiledLaunch tiled, cudaStream_t stream);
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
-                     void* scratch, int64_t scratch_bytes, cudaStream_t stream);
+                     GemvScratch scratch, TiledLaunch tiled, cudaStream_t stream);
+// LaunchRmsNorm of T <= kMaxGemvRows rows of width K that also leaves in `scratch` what the tiled kernel reads
+// of y as its input, for weights of `group_size` (one launch instead of two); the same bits as the two apart.
+// Where CanNormPrepareX: K a multiple of 64 and of the group size, and a row fits 48 KiB.
+bool CanNormPrepareX(int T, int64_t K, int group_size);
+void LaunchNormPrepareX(const float* x, const float* w, float eps, float* y, int T, int64_t K, int group_size,
+                        GemvScratch scratch, cudaStream_t stream);
 // Many-row matmuls on tiled weights (gemm_tiled.cu), the same contract as LaunchGemv for up to
 // kMaxGemmTiledRows rows of x, with bf16-rounded operands as the expanding path below. `scratch` must hold at
 // least GemmTiledScratchBytes(T, K, rows of all outputs); more lets the keys split so that the grid reaches

@@ -8,33 +8,32 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
 
+// Blocks (row, slice of the columns): a decode step's single row is spread over many multiprocessors.
 __global__ void EmbedKernel(MatRef table, StepView step, float* out) {
+  WaitPrevious();
+  StartNext();
   const int64_t t = blockIdx.x;
   const int32_t id = step.tokens[t];
-  for (int64_t c = threadIdx.x; c < table.cols; c += blockDim.x) out[t * table.cols + c] = WeightAt(table, id, c);
+  for (int64_t c = blockIdx.y * int64_t{blockDim.x} + threadIdx.x; c < table.cols; c += int64_t{gridDim.y} * blockDim.x)
+    out[t * table.cols + c] = WeightAt(table, id, c);
 }
 
-// One block per row. A row of up to 4 floats per thread (dim a multiple of 4) stays in registers between the
-// sum of squares and the scaling: one read of x.
+// One block per row (RowInvRms): a row of up to 4 floats per thread stays in registers between the sum of
+// squares and the scaling: one read of x.
 __global__ void RmsNormKernel(const float* x, const float* w, float eps, float* y, int64_t dim) {
   __shared__ double shared[32];
+  WaitPrevious();
+  StartNext();
   const int64_t r = blockIdx.x;
   const float* xr = x + r * dim;
-  const bool held = dim % 4 == 0 && dim <= 4 * static_cast<int64_t>(blockDim.x);
-  float4 v = make_float4(0, 0, 0, 0);
-  double ss = 0;
-  if (held) {
-    if (4 * threadIdx.x < dim) v = reinterpret_cast<const float4*>(xr)[threadIdx.x];
-    ss = double{v.x} * v.x + double{v.y} * v.y + double{v.z} * v.z + double{v.w} * v.w;
-  } else {
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += double{xr[i]} * xr[i];
-  }
-  ss = BlockSumD(ss, shared);
-  const float inv = 1.0f / sqrtf(static_cast<float>(ss / dim) + eps);
+  float4 v;
+  bool held;
+  const float inv = RowInvRms(xr, dim, eps, v, held, shared);
   if (held) {
     if (4 * threadIdx.x >= dim) return;
     const float4 g = reinterpret_cast<const float4*>(w)[threadIdx.x];
@@ -47,6 +46,8 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, float* 
 }
 
 __global__ void GatherKernel(const float* x, int64_t cols, StepView step, float* out) {
+  WaitPrevious();
+  StartNext();
   const int64_t r = blockIdx.x;
   const int64_t src = step.logit_rows[r];
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[r * cols + c] = x[src * cols + c];
@@ -78,10 +79,13 @@ __device__ __forceinline__ void StoreKv(const KvView& kv, int64_t off, int d, fl
   }
 }
 
-// One block per row: first the row's cos and sin (once, shared by its heads), then warp w handles heads w,
-// w + warps, ... of q (in place), k (to the cache) and v (copied).
+// Blocks (row, part): first the row's cos and sin, then warp w of part p takes job p * warps + w: a head of q
+// (in place), of k (to the cache) or of v (copied). Many small blocks rather than one per row: a decode step
+// has a single row, whose 48-odd heads would otherwise go through one multiprocessor one after another.
 __global__ void PrepareKernel(PrepareArgs a, StepView step, KvView kv) {
   extern __shared__ float buf[];  // [warps][head_dim], then cos and sin [rotary_dim / 2] each
+  WaitPrevious();
+  StartNext();
   const int64_t t = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float* v = buf + warp * a.head_dim;
@@ -102,7 +106,7 @@ __global__ void PrepareKernel(PrepareArgs a, StepView step, KvView kv) {
   }
   __syncthreads();
   const int jobs = a.n_heads + 2 * a.n_kv_heads;
-  for (int j = warp; j < jobs; j += warps) {
+  for (int j = blockIdx.y * warps + warp; j < jobs; j += warps * gridDim.y) {
     if (j >= a.n_heads + a.n_kv_heads) {  // v: straight into the cache
       const int h = j - a.n_heads - a.n_kv_heads;
       const float* src = a.v + (t * a.n_kv_heads + h) * hd;
@@ -145,23 +149,25 @@ __global__ void PrepareKernel(PrepareArgs a, StepView step, KvView kv) {
 }  // namespace
 
 void LaunchEmbed(const MatRef& table, StepView step, int64_t T, float* out, cudaStream_t stream) {
-  EmbedKernel<<<static_cast<unsigned>(T), 256, 0, stream>>>(table, step, out);
+  const unsigned slices = static_cast<unsigned>(std::min<int64_t>(CeilDiv(table.cols, 256), 32));
+  Launch(EmbedKernel, dim3(static_cast<unsigned>(T), slices), dim3(256), 0, stream, table, step, out);
 }
 
 void LaunchRmsNorm(const float* x, const float* w, float eps, float* y, int64_t rows, int64_t dim, cudaStream_t stream) {
-  const int threads = static_cast<int>(std::clamp<int64_t>((dim / 4 + 31) / 32 * 32, 64, 1024));
-  RmsNormKernel<<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, w, eps, y, dim);
+  Launch(RmsNormKernel, dim3(static_cast<unsigned>(rows)), dim3(RmsNormThreads(dim)), 0, stream, x, w, eps, y, dim);
 }
 
 void LaunchGatherRows(const float* x, int64_t cols, StepView step, int64_t n, float* out, cudaStream_t stream) {
   if (n == 0) return;
-  GatherKernel<<<static_cast<unsigned>(n), 256, 0, stream>>>(x, cols, step, out);
+  Launch(GatherKernel, dim3(static_cast<unsigned>(n)), dim3(256), 0, stream, x, cols, step, out);
 }
 
 void LaunchPrepareAttention(const PrepareArgs& a, StepView step, KvView kv, int64_t T, cudaStream_t stream) {
-  constexpr int kWarps = 8;
+  constexpr int kWarps = 4;
   const size_t smem = (static_cast<size_t>(kWarps) * a.head_dim + a.rotary_dim) * sizeof(float);
-  PrepareKernel<<<static_cast<unsigned>(T), kWarps * 32, smem, stream>>>(a, step, kv);
+  const int parts = static_cast<int>(CeilDiv(a.n_heads + 2 * a.n_kv_heads, kWarps));
+  Launch(PrepareKernel, dim3(static_cast<unsigned>(T), static_cast<unsigned>(parts)), dim3(kWarps * 32), smem, stream,
+         a, step, kv);
 }
 
 }  // namespace pensieve::backend::cuda

@@ -15,6 +15,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
@@ -361,6 +362,8 @@ struct GreedyPart {
 __global__ void __launch_bounds__(kGreedyThreads) GreedyKernel(const float* logits, int64_t vocab,
                                                                const SampleRowDev* rows, GreedyPart* parts,
                                                                unsigned* done, SampleResult* results) {
+  WaitPrevious();
+  StartNext();
   const int row = blockIdx.x, slice = blockIdx.y;
   const float* in = logits + rows[row].logits_row * vocab;
   const int64_t per = CeilDiv(vocab, kGreedySlices);
@@ -419,7 +422,8 @@ void LaunchGreedy(const float* logits, int64_t vocab, const SampleRowDev* rows, 
   auto* parts = static_cast<GreedyPart*>(scratch);
   // The counters sit after room for `capacity` rows: at the same place whatever this step's row count.
   auto* done = reinterpret_cast<unsigned*>(parts + static_cast<size_t>(capacity) * kGreedySlices);
-  GreedyKernel<<<dim3(n_rows, kGreedySlices), kGreedyThreads, 0, stream>>>(logits, vocab, rows, parts, done, results);
+  Launch(GreedyKernel, dim3(n_rows, kGreedySlices), dim3(kGreedyThreads), 0, stream, logits, vocab, rows, parts, done,
+         results);
 }
 
 void LaunchSample(const float* logits, int64_t vocab, const SampleRowDev* rows, int n_rows, const TokenAdjust* adjust,
