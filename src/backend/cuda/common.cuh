@@ -14,6 +14,18 @@ namespace pensieve::backend::cuda {
 __device__ __forceinline__ float Bf16Bits(uint16_t b) { return __uint_as_float(uint32_t{b} << 16); }
 __device__ __forceinline__ float F16Bits(uint16_t b) { return __half2float(__ushort_as_half(b)); }
 
+// 16 bytes from global to shared memory without a register (cp.async, bypassing L1); the copies a thread
+// issued before CommitAsync() form a group, and WaitAsync<N>() returns once at most N of its groups are pending.
+__device__ __forceinline__ void CopyAsync16(void* smem, const void* global) {
+  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(global));
+}
+__device__ __forceinline__ void CommitAsync() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void WaitAsync() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // Element i of a float array stored as `type`.
 __device__ __forceinline__ float LoadAs(FloatType type, const void* base, int64_t i) {
   if (type == FloatType::kF32) return static_cast<const float*>(base)[i];

@@ -303,6 +303,7 @@ class CudaBackend final : public Backend {
     spec_ = s;
     PrepareKernels();
     PrepareFlashKernels();
+    PrepareTiledKernels();
     layout_ = LayoutFor(s, 4096);
     const WorkspacePlan w = PlanFor(s, layout_);
     ClearGraphs();

@@ -21,7 +21,8 @@
 // conversion runs once per block instead of once, and its arithmetic competes with the MMAs. Reading the
 // weights past L1 (ld.global.nc.L1::no_allocate) with x's fragments prefetched into L1 gained nothing.
 // Measured against the bare streaming rate (tools/gpu/stream_probe.cu: 66 MB in 15-16 us), the gated MLP's
-// 34 us at batch 1 is not bandwidth-bound; what bounds it is still open (bench/RESULTS_cuda.md).
+// 34 us at batch 1 is not bandwidth-bound: warps wait on loads with few warps per multiprocessor
+// (bench/RESULTS_cuda.md). x's fragments through a shared-memory ring (below) took the step 3.19 -> 2.92 ms.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -132,17 +133,29 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
       for (int nt = 0; nt < NT; ++nt) v.xg[nt] = xs[nt] ? __ldg(xs[nt] + grp) : 0.0f;
   };
 
+  // x's B fragments for one x-row quartet (NT == 1) come through a ring of shared memory: each batch's are
+  // copied in (cp.async) along with its weights, one batch ahead, and each lane reads back only what it
+  // copied. Loaded where they are used, they cost each tile two L2 round trips that the warp waited for
+  // (Nsight Compute: most of its stalls), since L1 seldom still held them.
+  constexpr bool kRing = NT == 1;
+  extern __shared__ uint4 smem_u4[];
+  uint4* ring = smem_u4 + (p.warps * NM * kTileRows * 8 * 4 / 16) + warp * (2 * U * 2 * 32) + lane;  // [slot][j][pair][lane]
+  const auto ring_at = [&](int slot, int j, int pair) { return ring + ((slot * U + j) * 2 + pair) * 32; };
+
   // One tile (four MMAs per matrix and x-row quartet); a group's sums are scaled in when it ends, with the
   // values group(q, grp) gives for it (q: its place in the batch, a constant once unrolled; grp: its index).
+  // slot >= 0: the tile's x fragments are in the ring (slot, j), else they are loaded here.
   uint4 bpair[NT];
-  const auto tile = [&](const uint4 (&w)[NM], int kt, int j, auto&& group) {
+  const auto tile = [&](const uint4 (&w)[NM], int kt, int j, int slot, auto&& group) {
 #pragma unroll
     for (int mm = 0; mm < 4; ++mm) {
       const int j16 = kt * 4 + mm;
       if (mm % 2 == 0) {  // the B fragments of two MMAs in one 16-byte load
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
-          bpair[nt] = col_live[nt] ? __ldg(xb + (j16 / 2) * kB + nt * 32) : make_uint4(0, 0, 0, 0);
+          bpair[nt] = !col_live[nt]         ? make_uint4(0, 0, 0, 0)
+                      : kRing && slot >= 0 ? *ring_at(slot, j, mm / 2)
+                                           : __ldg(xb + (j16 / 2) * kB + nt * 32);
       }
       uint2 b[NT];
 #pragma unroll
@@ -177,36 +190,49 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
   // Whole batches of U tiles with the next batch in flight, then the remaining tiles one by one.
   const int kt0 = warp * p.kchunk, kt1 = min(p.ktiles, kt0 + p.kchunk);
   const int full_end = kt0 + max(0, kt1 - kt0) / U * U;
-  const auto load = [&](Batch& d, int at, bool weights, bool x) {
+  // slot: the ring slot x's fragments go to (one cp.async group per batch).
+  const auto load = [&](Batch& d, int at, bool weights, bool x, int slot) {
     if (weights)
 #pragma unroll
       for (int j = 0; j < U; ++j)
 #pragma unroll
         for (int i = 0; i < NM; ++i) d.w[j][i] = __ldg(wd[i] + (at + j) * 32);
+    if (kRing && x) {
+      if (col_live[0])
+#pragma unroll
+        for (int j = 0; j < U; ++j)
+#pragma unroll
+          for (int pair = 0; pair < 2; ++pair) CopyAsync16(ring_at(slot, j, pair), xb + ((at + j) * 2 + pair) * kB);
+      CommitAsync();
+    }
 #pragma unroll
     for (int q = 0; q < GPB; ++q) load_group(d.g[q], at * kTileCols / GS + q, weights, x);
   };
-  const auto run = [&](const Batch& d, int at) {
+  // Runs a batch whose fragments are in `slot`; `more`: a later batch's copies were issued after them.
+  const auto run = [&](const Batch& d, int at, int slot, bool more) {
+    if (kRing) more ? WaitAsync<1>() : WaitAsync<0>();
 #pragma unroll
-    for (int j = 0; j < U; ++j) tile(d.w[j], at + j, j, [&](int q, int) { return d.g[q]; });
+    for (int j = 0; j < U; ++j) tile(d.w[j], at + j, j, slot, [&](int q, int) { return d.g[q]; });
   };
   Batch A, B;
-  if (kt0 < full_end) load(A, kt0, true, false);
+  if (kt0 < full_end) load(A, kt0, true, false, 0);
   WaitPrevious();  // x's fragments and sums come from the kernel before
   StartNext();
-  if (kt0 < full_end) load(A, kt0, false, true);
+  if (kt0 < full_end) load(A, kt0, false, true, 0);
   for (int kt = kt0; kt < full_end; kt += 2 * U) {  // ping-pong between the two batches (no register copies)
-    if (kt + U < full_end) load(B, kt + U, true, true);
-    run(A, kt);
-    if (kt + U >= full_end) break;
-    if (kt + 2 * U < full_end) load(A, kt + 2 * U, true, true);
-    run(B, kt + U);
+    const bool b_next = kt + U < full_end;
+    if (b_next) load(B, kt + U, true, true, 1);
+    run(A, kt, 0, b_next);
+    if (!b_next) break;
+    const bool a_next = kt + 2 * U < full_end;
+    if (a_next) load(A, kt + 2 * U, true, true, 0);
+    run(B, kt + U, 1, a_next);
   }
   for (int kt = full_end; kt < kt1; ++kt) {
     uint4 one[NM];
 #pragma unroll
     for (int i = 0; i < NM; ++i) one[i] = __ldg(wd[i] + kt * 32);
-    tile(one, kt, 0, [&](int, int grp) {
+    tile(one, kt, 0, -1, [&](int, int grp) {
       GroupVals v;
       load_group(v, grp, true, true);
       return v;
@@ -214,8 +240,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
   }
   // The warps' parts: [warp][matrix][row of the tile][x row].
   // (Sized by the launch for the block's warps: a fixed kMaxWarps would take shared memory from L1.)
-  extern __shared__ float part_mem[];
-  auto part = reinterpret_cast<float (*)[NM][kTileRows][8]>(part_mem);
+  auto part = reinterpret_cast<float (*)[NM][kTileRows][8]>(smem_u4);
 #pragma unroll
   for (int i = 0; i < NM; ++i)
 #pragma unroll
@@ -386,14 +411,33 @@ __global__ void RelayoutKernel(uint8_t* data, int64_t cols, uint16_t* scales, ui
 
 constexpr int64_t kMaxRelayoutSmem = 227 * 1024;
 
+// Shared memory of a TiledKernel block: the warps' parts, then (one x-row quartet) each warp's ring of x
+// fragments, two batches of 4 / NM tiles.
+size_t TiledSmemBytes(int warps, int nm, int nt) {
+  const size_t part = static_cast<size_t>(warps) * nm * kTileRows * 8 * sizeof(float);
+  return part + (nt == 1 ? static_cast<size_t>(warps) * 2 * (4 / nm) * 2 * 32 * sizeof(uint4) : 0);
+}
+
 // The kernel instance for the launch's x rows, matrices, group size and scale type.
 template <int GS, bool F16>
 void LaunchTypedTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
   const auto kernel = glu ? (nt == 1 ? TiledKernel<1, 2, GS, F16> : TiledKernel<2, 2, GS, F16>)
                           : (nt == 1 ? TiledKernel<1, 1, GS, F16> : TiledKernel<2, 1, GS, F16>);
-  const size_t part_bytes = static_cast<size_t>(p.warps) * (glu ? 2 : 1) * kTileRows * 8 * sizeof(float);
-  Launch(kernel, dim3(static_cast<unsigned>(p.total)), dim3(p.warps * 32), part_bytes, stream, p);
+  Launch(kernel, dim3(static_cast<unsigned>(p.total)), dim3(p.warps * 32), TiledSmemBytes(p.warps, glu ? 2 : 1, nt), stream,
+         p);
 }
+template <int GS, bool F16>
+void AllowTiledSmem() {
+  const auto allow = [](auto kernel, int nm, int nt) {
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(TiledSmemBytes(kMaxWarps, nm, nt)));
+  };
+  allow(TiledKernel<1, 1, GS, F16>, 1, 1);
+  allow(TiledKernel<2, 1, GS, F16>, 1, 2);
+  allow(TiledKernel<1, 2, GS, F16>, 2, 1);
+  allow(TiledKernel<2, 2, GS, F16>, 2, 2);
+}
+
 void LaunchTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
   const auto f = p.f16 ? (p.group_size == 32    ? &LaunchTypedTiled<32, true>
                           : p.group_size == 64 ? &LaunchTypedTiled<64, true>
@@ -440,6 +484,15 @@ int SplitFor(int64_t row_tiles, int chunks, int warp_slots) {
 
 constexpr int64_t kMaxNormRowBytes = 48 * 1024;  // NormPrepareXKernel's slice in shared memory (no opt-in needed)
 }  // namespace
+
+void PrepareTiledKernels() {
+  AllowTiledSmem<32, false>();
+  AllowTiledSmem<64, false>();
+  AllowTiledSmem<128, false>();
+  AllowTiledSmem<32, true>();
+  AllowTiledSmem<64, true>();
+  AllowTiledSmem<128, true>();
+}
 
 int64_t TiledScratchBytes(int64_t max_cols) {
   const int64_t xsum = kMaxGemvRows * (max_cols / 32 + 1) * 4;  // group sums (groups of 32 or more)

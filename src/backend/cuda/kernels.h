@@ -54,6 +54,8 @@ bool GemvFast(const MatRef& w);
 bool CanTile(const MatRef& w);
 // Rewrites w in place into the tiled order and sets w.tiled (enqueued on `stream`).
 void LaunchRelayout(MatRef& w, cudaStream_t stream);
+// One-time setup of the tiled kernels (their shared-memory limit), before any launch and outside capture.
+void PrepareTiledKernels();
 // Device scratch the tiled kernel needs for inputs up to max_cols wide (its B fragments and group sums).
 int64_t TiledScratchBytes(int64_t max_cols);
 struct GemvScratch {
