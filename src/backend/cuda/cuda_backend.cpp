@@ -23,6 +23,12 @@ void Check(cublasStatus_t e, const char* what) {
   if (e != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cublas: ") + what + ": status " + std::to_string(int(e)));
 }
 
+// Whether the environment variable `name` is "0": the A/B switches below turn a default-on path off.
+bool SwitchedOff(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
+}
+
 std::string GiB(int64_t bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(int64_t{1} << 30));
@@ -127,14 +133,11 @@ class CudaBackend final : public Backend {
     cc_ = std::to_string(prop.major) + std::to_string(prop.minor);
     Check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
     // PENSIEVE_CUDA_GRAPHS=0 runs every step unrecorded (for narrowing down a problem; slower).
-    const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
-    graphs_enabled_ = !(graphs && std::string(graphs) == "0");
+    graphs_enabled_ = !SwitchedOff("PENSIEVE_CUDA_GRAPHS");
     // PENSIEVE_CUDA_TILED=0 keeps 4-bit weights in their stored order (the SIMT decode kernel reads them).
-    const char* tiled = std::getenv("PENSIEVE_CUDA_TILED");
-    tiling_enabled_ = !(tiled && std::string(tiled) == "0");
+    tiling_enabled_ = !SwitchedOff("PENSIEVE_CUDA_TILED");
     // PENSIEVE_CUDA_FLASH=0 leaves attention to the SIMT kernel (for comparisons).
-    const char* flash = std::getenv("PENSIEVE_CUDA_FLASH");
-    flash_enabled_ = !(flash && std::string(flash) == "0");
+    flash_enabled_ = !SwitchedOff("PENSIEVE_CUDA_FLASH");
     // PENSIEVE_CUDA_SLAB_MIB sets the many-row path's bf16 slab (for measurements; 1 to 1024).
     if (const char* slab = std::getenv("PENSIEVE_CUDA_SLAB_MIB")) slab_bytes_ = int64_t{std::clamp(std::atoi(slab), 1, 1024)} << 20;
     // PENSIEVE_CUDA_MANY_TILED sets the most rows the many-row tiled kernel takes (0 to 64; 0: none, so every
@@ -148,10 +151,9 @@ class CudaBackend final : public Backend {
     // chosen per matmul; for measurements).
     if (const char* split = std::getenv("PENSIEVE_CUDA_TILED_SPLIT")) tiled_split_ = std::clamp(std::atoi(split), 0, 16);
     // PENSIEVE_CUDA_FUSED_NORM=0 keeps a decode step's norms and the tiled kernel's input layout two launches.
-    if (const char* fused = std::getenv("PENSIEVE_CUDA_FUSED_NORM")) fused_norm_ = std::string(fused) != "0";
+    fused_norm_ = !SwitchedOff("PENSIEVE_CUDA_FUSED_NORM");
     // PENSIEVE_CUDA_PDL=0 starts each kernel of a step only when the one before has finished (launch.cuh).
-    const char* pdl = std::getenv("PENSIEVE_CUDA_PDL");
-    SetOverlappedLaunches(!(pdl && std::string(pdl) == "0"));
+    SetOverlappedLaunches(!SwitchedOff("PENSIEVE_CUDA_PDL"));
     Check(cublasCreate(&cublas_), "create handle");
     Check(cublasSetStream(cublas_, stream_), "set stream");
     Check(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "math mode");  // f32 products stay f32 (no TF32)

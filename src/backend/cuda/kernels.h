@@ -73,7 +73,7 @@ struct TiledLaunch {
 // y_i = x W_i^T (+ b_i) (or += when accumulate) for up to kMaxGemvOuts matrices of one format and width, T <=
 // kMaxGemvRows rows of x. With glu != kNone: outs[0] is the gate, outs[1] the up projection (same shape), and
 // glu_out = act(gate) * up; their y are ignored.
-// Tiled weights (all outs tiled alike) go to LaunchGemvTiled, which uses `scratch` and `split`.
+// Tiled weights (all outs tiled alike) go to LaunchGemvTiled, which uses `scratch` and `tiled`.
 void LaunchGemv(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
                 GemvScratch scratch, TiledLaunch tiled, cudaStream_t stream);
 void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool accumulate, Glu glu, float* glu_out,
