@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <vector>
@@ -27,6 +28,10 @@ class CudaOpsTest : public ::testing::Test {
   void SetUp() override {
     const cuda::GpuStatus s = cuda::Probe();
     if (!s.usable) GTEST_SKIP() << "no usable GPU: " << s.reason;
+    MakeBackend();
+  }
+  // A fresh backend (it reads its PENSIEVE_CUDA_* switches when made); before any Dev() of the test.
+  void MakeBackend() {
     be_ = cuda::MakeCudaBackend({});
     ScratchSpec spec;
     spec.max_rows = 1024;
@@ -323,6 +328,52 @@ TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
   ref::Embed(table.m, tokens, want.data());
   const auto got = Host(out);
   for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "embedding " << i;
+}
+
+// The streaming decode kernel (gemv_stream.cu; an experiment, switched on here) on one block: its ring of stages then wraps around many times
+// (10-20 units of 2-4 chunks on one multiprocessor), for every group size (128: two tiles per warp), the gated
+// MLP and several outputs in one launch, up to 4 rows.
+TEST_F(CudaOpsTest, StreamingKernelOnOneBlockCyclesItsRing) {
+  setenv("PENSIEVE_CUDA_STREAM", "1", 1);
+  setenv("PENSIEVE_CUDA_STREAM_BLOCKS", "1", 1);
+  MakeBackend();
+  unsetenv("PENSIEVE_CUDA_STREAM");
+  unsetenv("PENSIEVE_CUDA_STREAM_BLOCKS");
+  const struct {
+    int64_t N, K;
+    int gs;
+    FloatType type;
+    bool bias;
+  } shapes[] = {{160, 4096, 64, FloatType::kBF16, true},
+                {320, 2048, 32, FloatType::kF16, false},
+                {160, 4096, 128, FloatType::kBF16, true},
+                {48, 1088, 64, FloatType::kBF16, true}};  // 17 tiles: a chunk of 16 and one of 1
+  for (const auto& sh : shapes) {
+    HostMat h = AffineMat(rng_, sh.N, sh.K, 4, sh.gs, sh.type, sh.bias);
+    MatRef dw = DevMat(h.m);
+    be_->Relayout(dw);
+    ASSERT_TRUE(dw.tiled);
+    for (int64_t T : {1, 2, 4}) {
+      SCOPED_TRACE("N " + std::to_string(sh.N) + " K " + std::to_string(sh.K) + " group " + std::to_string(sh.gs) +
+                   " T " + std::to_string(T));
+      CheckMatMul(h.m, dw, T);
+    }
+  }
+  const int64_t K = 1536;
+  HostMat q = AffineMat(rng_, 64, K, 4, 64, FloatType::kBF16, true), k = AffineMat(rng_, 16, K, 4, 64, FloatType::kBF16, true),
+          v = AffineMat(rng_, 32, K, 4, 64, FloatType::kBF16, true), g = AffineMat(rng_, 256, K, 4, 64, FloatType::kBF16, true),
+          u = AffineMat(rng_, 256, K, 4, 64, FloatType::kBF16, true);
+  const auto tiled = [&](const HostMat& hm) {
+    MatRef d = DevMat(hm.m);
+    be_->Relayout(d);
+    return d;
+  };
+  const MatRef gate[2] = {g.m, tiled(g)}, up[2] = {u.m, tiled(u)};
+  const std::vector<std::pair<MatRef, MatRef>> qkv = {{q.m, tiled(q)}, {k.m, tiled(k)}, {v.m, tiled(v)}};
+  for (int64_t T : {1, 3, 4}) {
+    SCOPED_TRACE("several outputs, T " + std::to_string(T));
+    CheckMultiAndGlu(qkv, gate, up, T, {GluActivation::kSilu, GluActivation::kGeluTanh});
+  }
 }
 
 TEST_F(CudaOpsTest, RmsNormAndEmbedMatchReference) {

@@ -23,7 +23,7 @@ __device__ __forceinline__ void CopyAsync16(void* smem, const void* global) {
 __device__ __forceinline__ void CommitAsync() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void WaitAsync() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");  // later shared-memory reads stay after it
 }
 
 // Element i of a float array stored as `type`.

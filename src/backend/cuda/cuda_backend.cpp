@@ -23,11 +23,13 @@ void Check(cublasStatus_t e, const char* what) {
   if (e != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cublas: ") + what + ": status " + std::to_string(int(e)));
 }
 
-// Whether the environment variable `name` is "0": the A/B switches below turn a default-on path off.
-bool SwitchedOff(const char* name) {
+// Whether the environment variable `name` is "0" ("1"): the A/B switches below turn a default-on path off (or
+// an experimental one on).
+bool Switched(const char* name, const char* to) {
   const char* v = std::getenv(name);
-  return v && std::string(v) == "0";
+  return v && std::string(v) == to;
 }
+bool SwitchedOff(const char* name) { return Switched(name, "0"); }
 
 std::string GiB(int64_t bytes) {
   char buf[32];
@@ -152,6 +154,11 @@ class CudaBackend final : public Backend {
     if (const char* split = std::getenv("PENSIEVE_CUDA_TILED_SPLIT")) tiled_split_ = std::clamp(std::atoi(split), 0, 16);
     // PENSIEVE_CUDA_FUSED_NORM=0 keeps a decode step's norms and the tiled kernel's input layout two launches.
     fused_norm_ = !SwitchedOff("PENSIEVE_CUDA_FUSED_NORM");
+    // PENSIEVE_CUDA_STREAM=1 sends decode matmuls of up to 4 rows to the streaming kernel (gemv_stream.cu), an
+    // experiment: it is correct but still slower than the register-batched one (bench/RESULTS_cuda.md);
+    // PENSIEVE_CUDA_STREAM_BLOCKS=n caps its grid (tests: one block then cycles its ring many times).
+    stream_kernel_ = Switched("PENSIEVE_CUDA_STREAM", "1");
+    if (const char* blocks = std::getenv("PENSIEVE_CUDA_STREAM_BLOCKS")) stream_blocks_ = std::max(0, std::atoi(blocks));
     // PENSIEVE_CUDA_PDL=0 starts each kernel of a step only when the one before has finished (launch.cuh).
     SetOverlappedLaunches(!SwitchedOff("PENSIEVE_CUDA_PDL"));
     Check(cublasCreate(&cublas_), "create handle");
@@ -633,7 +640,7 @@ class CudaBackend final : public Backend {
         }
         LaunchGemv(x.data + t0 * x.cols, n, std::span<const GemvOut>(o, outs.size()), accumulate, glu,
                    glu_out ? glu_out + t0 * outs[0].w.rows : nullptr, gemv_scratch_,
-                   {16 * sms_, tiled_split_, prepared}, stream_);
+                   {16 * sms_, tiled_split_, prepared, sms_, stream_kernel_, stream_blocks_}, stream_);
       }
       Post("gemv");
       return;
@@ -786,6 +793,8 @@ class CudaBackend final : public Backend {
   GemvScratch gemv_scratch_;
   int tiled_split_ = 0;
   bool fused_norm_ = true;
+  bool stream_kernel_ = false;
+  int stream_blocks_ = 0;
   struct Prepared {  // rows whose tiled-kernel input RmsNormFor left in gemv_scratch_
     const float* x = nullptr;
     int64_t T = 0, K = 0;

@@ -29,6 +29,7 @@
 #include <algorithm>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/gemv_tiled.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/tiled_format.cuh"
@@ -38,32 +39,6 @@ namespace pensieve::backend::cuda {
 namespace {
 
 constexpr int kMaxWarps = 16;  // warps of a block: they split one row tile's columns
-
-struct TiledOut {
-  const uint4* data;
-  const uint32_t* scales;
-  const uint32_t* biases;
-  const float* bias;
-  float* y;
-  int64_t rows;
-};
-
-struct TiledParams {
-  const uint2* xb;    // [K/32][ncol][4 lanes][2 MMA steps] B fragments (PrepareXKernel)
-  const float* xsum;  // [T][groups]
-  int T, ncol;
-  int ktiles, groups, group_size;
-  int kchunk;  // tiles per warp (a multiple of the tiles per group)
-  int warps;   // of a block
-  int n_outs;
-  int64_t total;  // row tiles of all outputs (GLU: of the gate)
-  int64_t tile_start[kMaxGemvOuts + 1];
-  TiledOut outs[kMaxGemvOuts];
-  bool accumulate;
-  Glu glu;
-  float* glu_out;
-  bool f16;  // scales/biases f16 (else bf16)
-};
 
 // NT: MMAs per A fragment (x rows 0..3, 4..7); NM: matrices per block (2: the gate and up rows of a GLU);
 // GS: group size; F16: f16 scales and biases (else bf16). All compile-time: the loop's address arithmetic and
@@ -76,18 +51,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t unit = blockIdx.x;
 
-  int m0 = 0;
-  if (NM == 1) m0 = (p.n_outs > 1 && unit >= p.tile_start[1]) + (p.n_outs > 2 && unit >= p.tile_start[2]) +
-                    (p.n_outs > 3 && unit >= p.tile_start[3]);
+  const int m0 = NM == 1 ? OutputOf(p, unit) : 0;
   const uint4* wd[NM];
   const uint32_t* sc[NM];
   const uint32_t* bi[NM];
 #pragma unroll
   for (int i = 0; i < NM; ++i) {
     const int m = NM == 1 ? m0 : i;
-    const TiledOut& o = m == 0 ? p.outs[0] : m == 1 ? p.outs[1] : m == 2 ? p.outs[2] : p.outs[3];
-    const int64_t first = m == 0 ? 0 : m == 1 ? p.tile_start[1] : m == 2 ? p.tile_start[2] : p.tile_start[3];
-    const int64_t lt = unit - (NM == 1 ? first : 0);
+    const TiledOut& o = OutAt(p, m);
+    const int64_t lt = unit - (NM == 1 ? FirstTileOf(p, m) : 0);
     wd[i] = o.data + lt * p.ktiles * 32 + lane;
     sc[i] = o.scales + lt * p.groups * 8 + g;
     bi[i] = o.biases ? o.biases + lt * p.groups * 8 + g : nullptr;
@@ -171,18 +143,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
       if ((mm + 1) % (MPG < 4 ? MPG : 4) == 0 && (MPG <= 4 || (kt & 1))) {
         const GroupVals v = group((j * kTileCols + (mm + 1) * 16) / GS - 1, j16 / MPG);
 #pragma unroll
-        for (int i = 0; i < NM; ++i) {
-          const uint32_t s2 = v.s[i], b2 = v.b[i];
-          const float s_lo = Half16(s2 & 0xFFFFu, F16), s_hi = Half16(s2 >> 16, F16);
-          const float o_lo = Half16(b2 & 0xFFFFu, F16) - 128.0f * s_lo;
-          const float o_hi = Half16(b2 >> 16, F16) - 128.0f * s_hi;
+        for (int i = 0; i < NM; ++i)
 #pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            acc[i][nt][0] += s_lo * (c[i][nt][0] + c[i][nt][1]) + o_lo * v.xg[nt];
-            acc[i][nt][1] += s_hi * (c[i][nt][2] + c[i][nt][3]) + o_hi * v.xg[nt];
-            c[i][nt][0] = c[i][nt][1] = c[i][nt][2] = c[i][nt][3] = 0.0f;
-          }
-        }
+          for (int nt = 0; nt < NT; ++nt) ScaleGroup<F16>(acc[i][nt], c[i][nt], v.s[i], v.b[i], v.xg[nt]);
       }
     }
   };
@@ -257,21 +220,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) TiledKernel(TiledParams p) {
       v[i] = part[0][i][r][tok];
       for (int w = 1; w < p.warps; ++w) v[i] += part[w][i][r][tok];
     }
-    if constexpr (NM == 2) {
-      const int64_t n = unit * kTileRows + r;
-      const TiledOut& gate = p.outs[0];
-      const TiledOut& up = p.outs[1];
-      const float gv = v[0] + (gate.bias ? gate.bias[n] : 0.0f);
-      const float uv = v[1] + (up.bias ? up.bias[n] : 0.0f);
-      p.glu_out[tok * gate.rows + n] = Act(p.glu, gv) * uv;
-    } else {
-      const TiledOut& o = m0 == 0 ? p.outs[0] : m0 == 1 ? p.outs[1] : m0 == 2 ? p.outs[2] : p.outs[3];
-      const int64_t first = m0 == 0 ? 0 : m0 == 1 ? p.tile_start[1] : m0 == 2 ? p.tile_start[2] : p.tile_start[3];
-      const int64_t n = (unit - first) * kTileRows + r;
-      const float val = v[0] + (o.bias ? o.bias[n] : 0.0f);
-      float* y = o.y + tok * o.rows + n;
-      *y = p.accumulate ? *y + val : val;
-    }
+    StoreTileRow<NM>(p, unit, r, tok, v);
   }
 }
 
@@ -439,13 +388,9 @@ void AllowTiledSmem() {
 }
 
 void LaunchTiled(const TiledParams& p, int nt, bool glu, cudaStream_t stream) {
-  const auto f = p.f16 ? (p.group_size == 32    ? &LaunchTypedTiled<32, true>
-                          : p.group_size == 64 ? &LaunchTypedTiled<64, true>
-                                               : &LaunchTypedTiled<128, true>)
-                       : (p.group_size == 32    ? &LaunchTypedTiled<32, false>
-                          : p.group_size == 64 ? &LaunchTypedTiled<64, false>
-                                               : &LaunchTypedTiled<128, false>);
-  f(p, nt, glu, stream);
+  WithGroupType(p.group_size, p.f16, [&](auto gs, auto f16) {
+    LaunchTypedTiled<decltype(gs)::value, decltype(f16)::value>(p, nt, glu, stream);
+  });
 }
 
 }  // namespace
@@ -486,12 +431,8 @@ constexpr int64_t kMaxNormRowBytes = 48 * 1024;  // NormPrepareXKernel's slice i
 }  // namespace
 
 void PrepareTiledKernels() {
-  AllowTiledSmem<32, false>();
-  AllowTiledSmem<64, false>();
-  AllowTiledSmem<128, false>();
-  AllowTiledSmem<32, true>();
-  AllowTiledSmem<64, true>();
-  AllowTiledSmem<128, true>();
+  ForEveryGroupType([](auto gs, auto f16) { AllowTiledSmem<decltype(gs)::value, decltype(f16)::value>(); });
+  PrepareStreamKernels();
 }
 
 int64_t TiledScratchBytes(int64_t max_cols) {
@@ -563,6 +504,7 @@ void LaunchGemvTiled(const float* x, int T, std::span<const GemvOut> outs, bool 
   if (!tiled.x_prepared)
     Launch(PrepareXKernel, dim3(static_cast<unsigned>(CeilDiv(prep, 256)), 2), dim3(256), 0, stream, x, T, K, p.ncol,
          w.group_size, xb, xsum);
+  if (tiled.stream && tiled.force_split == 0 && LaunchGemvStream(p, is_glu, tiled.sms, tiled.stream_blocks, stream)) return;
   LaunchTiled(p, NT, is_glu, stream);
 }
 

@@ -65,10 +65,15 @@ struct GemvScratch {
 // How a tiled launch runs. Its split of a row tile's columns over warps: force_split > 0 fixes the warps per
 // tile (up to 16), else they are chosen so that the grid fills warp_slots (the warps the GPU holds at once) in
 // one wave. x_prepared: LaunchNormPrepareX left x's fragments in the scratch (no preparing launch).
+// stream: up to 4 rows go to the streaming kernel (gemv_stream.cu) where it applies (not with force_split), on
+// at most min(sms, stream_blocks if > 0) blocks.
 struct TiledLaunch {
   int warp_slots = 0;
   int force_split = 0;
   bool x_prepared = false;
+  int sms = 0;
+  bool stream = false;
+  int stream_blocks = 0;
 };
 // y_i = x W_i^T (+ b_i) (or += when accumulate) for up to kMaxGemvOuts matrices of one format and width, T <=
 // kMaxGemvRows rows of x. With glu != kNone: outs[0] is the gate, outs[1] the up projection (same shape), and
