@@ -116,7 +116,7 @@ def run_one(name, src, texts, outdir):
         write_jsonl_gz(os.path.join(outdir, f"{name}.raw.expected.jsonl.gz"), raw_rows)
     info = {
         "name": name,
-        "source": src,
+        "source": os.path.relpath(src) if os.path.isabs(src) else src,  # never a path of the machine it ran on
         "loader": "transformers.AutoTokenizer.from_pretrained(dir) with only the tokenizer files in dir",
         "settings": settings(tok),
         "transformers_version": transformers.__version__,
