@@ -330,9 +330,9 @@ TEST_F(CudaOpsTest, TiledFourBitWeightsMatchReference) {
   for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "embedding " << i;
 }
 
-// The streaming decode kernel (gemv_stream.cu; an experiment, switched on here) on one block: its ring of stages then wraps around many times
-// (10-20 units of 2-4 chunks on one multiprocessor), for every group size (128: two tiles per warp), the gated
-// MLP and several outputs in one launch, up to 4 rows.
+// The streaming decode kernel (gemv_stream.cu; an experiment, switched on here) on one block: its rings of 8
+// stages then wrap around (10-20 units of 1-2 chunks each on one multiprocessor), for every group size (two tiles
+// per warp and chunk for one matrix), the gated MLP and several outputs in one launch, up to 4 rows.
 TEST_F(CudaOpsTest, StreamingKernelOnOneBlockCyclesItsRing) {
   setenv("PENSIEVE_CUDA_STREAM", "1", 1);
   setenv("PENSIEVE_CUDA_STREAM_BLOCKS", "1", 1);
@@ -347,7 +347,7 @@ TEST_F(CudaOpsTest, StreamingKernelOnOneBlockCyclesItsRing) {
   } shapes[] = {{160, 4096, 64, FloatType::kBF16, true},
                 {320, 2048, 32, FloatType::kF16, false},
                 {160, 4096, 128, FloatType::kBF16, true},
-                {48, 1088, 64, FloatType::kBF16, true}};  // 17 tiles: a chunk of 16 and one of 1
+                {48, 1088, 64, FloatType::kBF16, true}};  // 17 tiles: the chunk's last warp has one of its two
   for (const auto& sh : shapes) {
     HostMat h = AffineMat(rng_, sh.N, sh.K, 4, sh.gs, sh.type, sh.bias);
     MatRef dw = DevMat(h.m);
