@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Random-weight GGUF files of real model shapes for the peer (llama.cpp's llama-bench), all matrices Q4_0
 (4.5 bits per weight, as our MLX 4-bit with group 64 and bf16 scales and biases), so both engines read the same
-bytes per token. Written with llama.cpp's gguf-py (not part of this repository: put its gguf-py folder on
-PYTHONPATH). Shapes match `pensieve random-model --shape` (Phi-4 as a llama-architecture model).
+bytes per token; or all Q8_0 (--type q8_0: 8.5 bits per weight, as MLX 8-bit with group 64). Written with
+llama.cpp's gguf-py (not part of this repository: put its gguf-py folder on PYTHONPATH). Shapes match
+`pensieve random-model --shape` (Phi-4 as a llama-architecture model).
 
     PYTHONPATH=/path/to/llama.cpp/gguf-py python3 bench/make_peer_gguf.py --shape llama-3-8b --out m.gguf
 """
@@ -27,11 +28,23 @@ def q4_0(rows, cols, rng):
     return raw.reshape(rows, cols // 32 * 18)
 
 
+def q8_0(rows, cols, rng):
+    """Random Q8_0 blocks: an f16 scale (values q * d of about 0.02 for q uniform in [-128, 127]) and 32 codes."""
+    blocks = rows * cols // 32
+    raw = rng.integers(0, 256, size=(blocks, 34), dtype=np.uint8)
+    d = (rng.standard_normal(blocks).astype(np.float32) * 0.00027).astype(np.float16)
+    raw[:, :2] = d.view(np.uint8).reshape(blocks, 2)
+    return raw.reshape(rows, cols // 32 * 34)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--type", default="q4_0", choices=["q4_0", "q8_0"])
     a = ap.parse_args()
+    quant, qtype, file_type = (q4_0, gguf.GGMLQuantizationType.Q4_0, 2) if a.type == "q4_0" else \
+        (q8_0, gguf.GGMLQuantizationType.Q8_0, 7)
     H, L, nh, nkv, I, V, ctx, theta = SHAPES[a.shape]
     rng = np.random.default_rng(0)
     w = gguf.GGUFWriter(a.out, "llama")
@@ -44,7 +57,7 @@ def main():
     w.add_rope_dimension_count(H // nh)
     w.add_rope_freq_base(theta)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_file_type(2)  # MOSTLY_Q4_0
+    w.add_file_type(file_type)  # MOSTLY_Q4_0 or MOSTLY_Q8_0
     w.add_vocab_size(V)
     w.add_tokenizer_model("llama")
     w.add_token_list([f"<t{i}>".encode() for i in range(V)])
@@ -52,22 +65,21 @@ def main():
     w.add_token_types([1] * V)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
-    Q4 = gguf.GGMLQuantizationType.Q4_0
     hd = H // nh
-    w.add_tensor("token_embd.weight", q4_0(V, H, rng), raw_dtype=Q4)
+    w.add_tensor("token_embd.weight", quant(V, H, rng), raw_dtype=qtype)
     for i in range(L):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", np.ones(H, dtype=np.float32))
-        w.add_tensor(p + "attn_q.weight", q4_0(nh * hd, H, rng), raw_dtype=Q4)
-        w.add_tensor(p + "attn_k.weight", q4_0(nkv * hd, H, rng), raw_dtype=Q4)
-        w.add_tensor(p + "attn_v.weight", q4_0(nkv * hd, H, rng), raw_dtype=Q4)
-        w.add_tensor(p + "attn_output.weight", q4_0(H, nh * hd, rng), raw_dtype=Q4)
+        w.add_tensor(p + "attn_q.weight", quant(nh * hd, H, rng), raw_dtype=qtype)
+        w.add_tensor(p + "attn_k.weight", quant(nkv * hd, H, rng), raw_dtype=qtype)
+        w.add_tensor(p + "attn_v.weight", quant(nkv * hd, H, rng), raw_dtype=qtype)
+        w.add_tensor(p + "attn_output.weight", quant(H, nh * hd, rng), raw_dtype=qtype)
         w.add_tensor(p + "ffn_norm.weight", np.ones(H, dtype=np.float32))
-        w.add_tensor(p + "ffn_gate.weight", q4_0(I, H, rng), raw_dtype=Q4)
-        w.add_tensor(p + "ffn_up.weight", q4_0(I, H, rng), raw_dtype=Q4)
-        w.add_tensor(p + "ffn_down.weight", q4_0(H, I, rng), raw_dtype=Q4)
+        w.add_tensor(p + "ffn_gate.weight", quant(I, H, rng), raw_dtype=qtype)
+        w.add_tensor(p + "ffn_up.weight", quant(I, H, rng), raw_dtype=qtype)
+        w.add_tensor(p + "ffn_down.weight", quant(H, I, rng), raw_dtype=qtype)
     w.add_tensor("output_norm.weight", np.ones(H, dtype=np.float32))
-    w.add_tensor("output.weight", q4_0(V, H, rng), raw_dtype=Q4)
+    w.add_tensor("output.weight", quant(V, H, rng), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

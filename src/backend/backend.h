@@ -40,8 +40,9 @@ size_t FloatTypeSize(FloatType t);
 //    at bit offset j*bits of the row's little-endian bit stream (so with bits dividing 32, word j*bits/32,
 //    shift (j*bits)%32). `scales` and `biases` are [rows, cols/group_size] of `type`;
 //    value = scale * q + bias (biases may be null: then value = scale * q).
-//    With `tiled` (set only by a backend's Relayout, never on host weights) the same codes, scales and biases
-//    sit in that backend's own order (the CUDA decode kernels' 16-row tiles: backend/cuda/gemv_tiled.cu).
+//    With `tiled` (set only by a backend's Relayout) the same codes, scales and biases sit in that backend's
+//    own order (the CUDA decode kernels' 16-row tiles: backend/cuda/gemv_tiled.cu; the CPU integer kernels'
+//    16-row tiles: backend/cpu/matmul_int8.cpp).
 // Addresses are in the memory of the backend the matrix is given to (see the file comment).
 struct MatRef {
   enum class Kind : uint8_t { kFloat, kAffine };
@@ -55,6 +56,9 @@ struct MatRef {
   int bits = 0;
   int group_size = 0;
   bool tiled = false;
+  // Set only with `tiled`, by the CPU backend's Relayout, for matrices whose every bias was -zero * scale
+  // (llama.cpp's Q4_0/Q8_0 as affine groups): the biases are dropped and value = scale * q - zero * scale.
+  int zero = 0;
 
   // Bytes of one row of `data` (kAffine: packed words only).
   int64_t RowBytes() const;
@@ -219,10 +223,14 @@ class Backend {
   virtual std::unique_ptr<Buffer> Allocate(int64_t bytes, const std::string& what) = 0;
   // Host -> backend memory; complete before any later op reads `dst`.
   virtual void Upload(void* dst, const void* src, int64_t bytes) = 0;
-  // A matrix already uploaded may be rewritten in place into the order this backend's kernels read fastest
-  // (same bytes, same addresses; `m.tiled` then says so). Called once per distinct matrix; the default keeps
-  // the stored order.
-  virtual void Relayout(MatRef& m) { (void)m; }
+  // A matrix already uploaded (or, on a host backend, as bound) may be rewritten into the order this backend's
+  // kernels read fastest; `m.tiled` then says so. Either in place (same bytes, same addresses; returns null)
+  // or into new backend memory that `m` then points into and that the caller keeps as long as `m` (returned).
+  // Called once per distinct matrix; the default keeps the stored order.
+  virtual std::unique_ptr<Buffer> Relayout(MatRef& m) {
+    (void)m;
+    return nullptr;
+  }
   // Backend -> host memory, after every op issued so far; complete on return.
   virtual void Download(void* dst, const void* src, int64_t bytes) = 0;
   // The KV element type this backend uses for a preferred one (f32 or bf16; the host backends keep f32).

@@ -23,13 +23,21 @@ bool CudaCompiled() {
 std::unique_ptr<Backend> MakeBackend(const DeviceOptions& o) {
   if (!(o.device == "cpu" || o.device == "cuda" || o.device == "auto"))
     throw Error("--device: expected cpu, cuda or auto, got '" + o.device + "'");
-  if (o.device == "cpu") return std::make_unique<cpu::CpuBackend>(o.threads);
+  cpu::AffineMath math = cpu::AffineMath::kInt8;
+  if (o.cpu_matmul == "fine") {
+    math = cpu::AffineMath::kInt8Fine;
+  } else if (o.cpu_matmul == "float") {
+    math = cpu::AffineMath::kFloat;
+  } else if (o.cpu_matmul != "int8") {
+    throw Error("--cpu-matmul: expected int8, fine or float, got '" + o.cpu_matmul + "'");
+  }
+  if (o.device == "cpu") return std::make_unique<cpu::CpuBackend>(o.threads, math);
 #ifdef PENSIEVE_HAVE_CUDA
   if (o.device == "cuda" || cuda::Probe().usable) return cuda::MakeCudaBackend({0, o.gpu_memory_limit});
 #else
   if (o.device == "cuda") throw Error("--device cuda: this build of pensieve has no CUDA backend (built without nvcc)");
 #endif
-  return std::make_unique<cpu::CpuBackend>(o.threads);
+  return std::make_unique<cpu::CpuBackend>(o.threads, math);
 }
 
 double MeasureBandwidth(const Backend& backend, int threads) {

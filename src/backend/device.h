@@ -15,6 +15,7 @@ struct DeviceOptions {
   std::string device = "auto";  // cpu, cuda, auto
   int threads = 0;              // cpu threads (0: all)
   int64_t gpu_memory_limit = 0; // > 0: the most GPU memory to use, in bytes
+  std::string cpu_matmul = "int8";  // int8, fine, float (cpu::AffineMath)
 };
 
 // Throws pensieve::Error for an unknown device name or an unusable GPU.

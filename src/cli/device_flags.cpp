@@ -12,6 +12,10 @@ void AddDeviceFlags(CLI::App* cmd, DeviceFlags* f) {
   cmd->add_option("--threads", f->threads, "CPU threads (0: all)")->capture_default_str();
   cmd->add_option("--gpu-memory", f->gpu_memory_gib, "Most GPU memory to use, in GiB (0: all that is free)")
       ->capture_default_str();
+  cmd->add_option("--cpu-matmul", f->cpu_matmul,
+                  "How the CPU multiplies 4/8-bit weights: int8 (activations rounded to 8 bits, as llama.cpp; fastest), "
+                  "fine (16-bit activations: logits within ~1e-3 of float; prefill ~40% slower) or float")
+      ->capture_default_str();
 }
 
 std::unique_ptr<backend::Backend> MakeBackend(const DeviceFlags& f) {
@@ -20,6 +24,7 @@ std::unique_ptr<backend::Backend> MakeBackend(const DeviceFlags& f) {
   o.device = f.device;
   o.threads = f.threads;
   o.gpu_memory_limit = static_cast<int64_t>(f.gpu_memory_gib * double(int64_t{1} << 30));
+  o.cpu_matmul = f.cpu_matmul;
   return backend::MakeBackend(o);
 }
 

@@ -3,6 +3,7 @@
 //   --device cpu|cuda|auto   (auto: the GPU when one is usable)
 //   --threads N              (cpu threads; 0: all)
 //   --gpu-memory GIB         (the most GPU memory to use; 0: all that is free)
+//   --cpu-matmul int8|fine|float  (how the CPU multiplies 4/8-bit weights: backend/cpu/cpu_backend.h AffineMath)
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -16,6 +17,7 @@ struct DeviceFlags {
   std::string device = "auto";
   int threads = 0;
   double gpu_memory_gib = 0;
+  std::string cpu_matmul = "int8";
 };
 
 void AddDeviceFlags(CLI::App* cmd, DeviceFlags* flags);

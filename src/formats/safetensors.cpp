@@ -173,6 +173,16 @@ MappedFile MappedFile::FromMemory(const std::string& name, const std::byte* data
   return m;
 }
 
+void MappedFile::Evict(const void* p, size_t n) const {
+  if (!data_ || !owned_) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(data_));
+  const auto hi = std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;
+  // Read-only private mapping of a file never written: dropped pages come back from the file unchanged.
+  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ && owned_) ::munmap(const_cast<std::byte*>(data_), size_);
 }
@@ -345,6 +355,10 @@ uint64_t TensorStore::TotalBytes() const {
   uint64_t n = 0;
   for (const auto& [k, v] : by_name_) n += v->nbytes;
   return n;
+}
+
+void TensorStore::Evict(const void* p, size_t n) const {
+  for (const auto& f : files_) f->Evict(p, n);
 }
 
 uint64_t TensorStore::FileBytes() const {

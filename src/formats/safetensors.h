@@ -82,6 +82,9 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages of [p, p + n) that lie in this mapping from memory (they are read from the file
+  // again if touched): for bytes copied elsewhere at load. A no-op for FromMemory views and outside ranges.
+  void Evict(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;
@@ -101,6 +104,7 @@ class SafetensorsFile {
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   size_t file_bytes() const { return map_.size(); }
+  void Evict(const void* p, size_t n) const { map_.Evict(p, n); }
 
  private:
   MappedFile map_;
@@ -142,6 +146,9 @@ class TensorStore {
   const std::string& path() const { return path_; }
   // The opened files, in load order.
   std::vector<std::string> Files() const;
+  // Tensor bytes [p, p + n) are no longer read where they are (a backend copied them): the whole pages of the
+  // range that lie in a mapped file leave memory (MappedFile::Evict); bytes held in memory stay.
+  void Evict(const void* p, size_t n) const;
 
  private:
   std::string path_;

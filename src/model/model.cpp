@@ -127,7 +127,10 @@ Model::Model(backend::Backend& backend, ModelConfig config, TensorStore store, c
                 ", activations " + GiB(memory_.activations) + ", workspace " + GiB(memory_.workspace) + ") but " +
                 GiB(mi.free_bytes) + " of " + GiB(mi.total_bytes) + (backend_.HostMemory() ? " of RAM are available" : " are free") +
                 " (a smaller --kv-mib or --ctx lowers the KV pool)");
-  weights_ = UploadWeights(host_weights_, backend_);
+  // A host backend that rewrites matrices into its own layout (the CPU's integer kernels) reads the mapped
+  // originals once: their pages may leave memory, so the weights are resident once, not twice.
+  weights_ = UploadWeights(host_weights_, backend_,
+                           [&](const void* p, int64_t n) { store_.Evict(p, static_cast<size_t>(n)); });
   kv_ = backend_.CreateKvStorage(s.kv, s.kv_type);
   memory_.kv_pool = kv_->bytes();
 

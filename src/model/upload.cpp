@@ -83,26 +83,27 @@ RangeMap Ranges(ModelWeights& w) {
 
 int64_t UploadBytes(ModelWeights& host) { return Ranges(host).Layout(); }
 
-BackendWeights UploadWeights(ModelWeights& host, backend::Backend& backend) {
+BackendWeights UploadWeights(ModelWeights& host, backend::Backend& backend,
+                             const std::function<void(const void*, int64_t)>& copied) {
   BackendWeights out;
   ModelWeights& w = out.weights;
   w.embed = host.embed, w.lm_head = host.lm_head, w.final_norm = host.final_norm;
   w.layers = host.layers;
   w.matrix_bytes = host.matrix_bytes;
-  if (backend.HostMemory()) return out;  // views of the binding, which the caller keeps
-
-  RangeMap map = Ranges(host);
-  out.bytes = map.Layout();
-  out.storage = backend.Allocate(out.bytes, "model weights");
-  auto* base = static_cast<std::byte*>(out.storage->data());
-  map.ForEachRange([&](const std::byte* p, int64_t n, int64_t offset) { backend.Upload(base + offset, p, n); });
-  w.ForEach(
-      [&](backend::MatRef& m) {
-        m.data = map.Translate(m.data, base);
-        m.scales = map.Translate(m.scales, base);
-        m.biases = map.Translate(m.biases, base);
-      },
-      [&](backend::Tensor& v) { v.data = const_cast<float*>(static_cast<const float*>(map.Translate(v.data, base))); });
+  if (!backend.HostMemory()) {
+    RangeMap map = Ranges(host);
+    out.bytes = map.Layout();
+    out.storage = backend.Allocate(out.bytes, "model weights");
+    auto* base = static_cast<std::byte*>(out.storage->data());
+    map.ForEachRange([&](const std::byte* p, int64_t n, int64_t offset) { backend.Upload(base + offset, p, n); });
+    w.ForEach(
+        [&](backend::MatRef& m) {
+          m.data = map.Translate(m.data, base);
+          m.scales = map.Translate(m.scales, base);
+          m.biases = map.Translate(m.biases, base);
+        },
+        [&](backend::Tensor& v) { v.data = const_cast<float*>(static_cast<const float*>(map.Translate(v.data, base))); });
+  }
   // Each distinct matrix once (a tied embedding is also the lm_head): the backend may reorder its bytes.
   std::map<std::pair<const void*, int64_t>, backend::MatRef> relaid;
   w.ForEach(
@@ -111,7 +112,18 @@ BackendWeights UploadWeights(ModelWeights& host, backend::Backend& backend) {
         const auto key = std::make_pair(m.data, m.rows);
         auto it = relaid.find(key);
         if (it == relaid.end()) {
-          backend.Relayout(m);
+          const backend::MatRef before = m;
+          if (auto moved = backend.Relayout(m)) {
+            out.bytes += moved->bytes();
+            out.relaid.push_back(std::move(moved));
+            if (copied && backend.HostMemory()) {
+              copied(before.data, before.rows * before.RowBytes());
+              if (before.kind == backend::MatRef::Kind::kAffine) {
+                copied(before.scales, GroupBytes(before));
+                if (before.biases) copied(before.biases, GroupBytes(before));
+              }
+            }
+          }
           relaid.emplace(key, m);
         } else {
           m = it->second;

@@ -380,6 +380,189 @@ TEST_P(OpsTest, AttentionTilesMatchScalarAcrossShapes) {
   }
 }
 
+// ---- The integer kernels (matmul_int8.cpp): their own x86 dispatch, so plain tests, not per Highway target.
+
+// x of one row quantized as the kernel documents it: blocks of 32, d = max|x| / 127, q = round(x / d); fine:
+// also q2 = round((x / d - q) * 128), and the value is d (q + q2 / 128).
+struct Int8Row {
+  std::vector<double> q;  // q, or q + q2 / 128
+  std::vector<double> d;
+};
+Int8Row QuantizeInt8(const float* x, int64_t K, bool fine) {
+  Int8Row r{std::vector<double>(K), std::vector<double>(K / 32)};
+  for (int64_t b = 0; b < K / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    r.d[b] = d;
+    for (int j = 0; j < 32; ++j) {
+      const float v = x[b * 32 + j] * id, q = std::nearbyint(v);
+      r.q[b * 32 + j] = q + (fine ? std::nearbyint((v - q) * 128.0f) / 128.0 : 0.0);
+    }
+  }
+  return r;
+}
+
+class Int8Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu::Int8Available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (or PENSIEVE_CPU_INT8=0)";
+  }
+  std::mt19937 rng_{4321};
+  std::vector<float> Random(size_t n) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = dist(rng_);
+    return v;
+  }
+};
+
+// Each output against two truths: (1) the same sum in double from the documented int8 rounding of x and the
+// dequantized weights - equal up to float rounding; (2) the float product x W^T - within the bound that
+// rounding x allows, sum_j |w_j| d_b(j) / 2 (fine: / 256).
+TEST_F(Int8Test, TiledMatMulEqualsInt8ArithmeticAndStaysWithinRoundingOfFloat) {
+  int cases = 0;
+  for (bool fine : {false, true})
+  for (int bits : {4, 8}) {
+    cpu::CpuBackend be(2, fine ? cpu::AffineMath::kInt8Fine : cpu::AffineMath::kInt8);
+    for (int gs : {32, 64, 128}) {
+      for (int64_t K : {int64_t{gs}, int64_t{gs} * 3, int64_t{384}}) {
+        if (K % gs) continue;
+        for (int64_t N : {13, 16, 33, 64}) {
+          for (FloatType type : {FloatType::kBF16, FloatType::kF16, FloatType::kF32}) {
+            const bool with_bias = (N + gs) % 3 != 0;
+            Packed p;
+            const MatRef src = MakeAffine(rng_, N, K, bits, gs, type, with_bias, static_cast<int>(N % 2), p);
+            MatRef w = src;
+            auto tiles = be.Relayout(w);
+            ASSERT_TRUE(tiles && w.tiled) << "bits " << bits << " gs " << gs;
+            std::vector<float> want_row(K), got_row(K);
+            for (int64_t n = 0; n < N; ++n) {  // the tiles hold the same values (also what Embed reads)
+              ref::DequantizeRow(src, n, want_row.data());
+              cpu::DequantizeTiledRow(w, n, got_row.data());
+              ASSERT_EQ(want_row, got_row) << "row " << n;
+            }
+            for (int64_t T : {1, 2, 3, 4, 5, 9, 19}) {
+              auto x = Random(T * K);
+              auto bias = Random(N);
+              std::vector<float> got(T * N, NAN);
+              MatMul(be, x.data(), T, w, (T % 2) ? bias.data() : nullptr, got.data());
+              for (int64_t t = 0; t < T; ++t) {
+                const Int8Row xq = QuantizeInt8(x.data() + t * K, K, fine);
+                for (int64_t n = 0; n < N; ++n) {
+                  ref::DequantizeRow(src, n, want_row.data());
+                  double exact = (T % 2) ? bias[n] : 0.0, flt = exact, mag = std::fabs(exact), bound = 0;
+                  for (int64_t j = 0; j < K; ++j) {
+                    const double xj = xq.d[j / 32] * xq.q[j];
+                    // value s q + b times the rounded x; the bias part meets the float x (gsum), as documented
+                    const double wv = want_row[j];
+                    const double s = ref::LoadFloat(type, src.scales, n * (K / gs) + j / gs);
+                    const double b = with_bias ? ref::LoadFloat(type, src.biases, n * (K / gs) + j / gs) : 0.0;
+                    const uint32_t word = static_cast<const uint32_t*>(src.data)[(n * K + j) * bits / 32];
+                    const double q = (word >> ((j * bits) % 32)) & ((1u << bits) - 1);
+                    exact += s * q * xj + b * x[t * K + j];
+                    flt += wv * x[t * K + j];
+                    mag += std::fabs(wv * x[t * K + j]) + std::fabs(s * q * xj);
+                    bound += std::fabs(s * q) * xq.d[j / 32] / (fine ? 256 : 2);
+                  }
+                  const float y = got[t * N + n];
+                  ASSERT_NEAR(y, exact, 2e-6 * mag + 1e-6)
+                      << "bits " << bits << " gs " << gs << " K " << K << " N " << N << " T " << T << " n " << n;
+                  ASSERT_NEAR(y, flt, bound + 2e-6 * mag + 1e-6) << "float path, bits " << bits << " n " << n;
+                  if (fine) {
+                    EXPECT_NEAR(y, flt, 2e-3 * mag + 1e-6) << "fine, bits " << bits << " n " << n;
+                  }
+                }
+              }
+              ++cases;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(cases, 200);
+}
+
+// A row's result does not depend on the rows it is computed with (T, the position in the step): each token's
+// sums run in the same order whatever the token group.
+TEST_F(Int8Test, RowResultsIndependentOfTheOtherRows) {
+  cpu::CpuBackend be(2);
+  Packed p;
+  MatRef w = MakeAffine(rng_, 40, 512, 4, 64, FloatType::kBF16, true, 0, p);
+  auto tiles = be.Relayout(w);
+  const int64_t T = 11;
+  auto x = Random(T * 512);
+  std::vector<float> all(T * 40), one(40);
+  MatMul(be, x.data(), T, w, nullptr, all.data());
+  for (int64_t t = 0; t < T; ++t) {
+    MatMul(be, x.data() + t * 512, 1, w, nullptr, one.data());
+    EXPECT_EQ(std::vector<float>(all.begin() + t * 40, all.begin() + (t + 1) * 40), one) << "row " << t;
+  }
+}
+
+// llama.cpp's Q4_0 / Q8_0 arrive as affine groups whose bias is -2^(bits-1) * scale: the tiles drop the biases
+// (zero = 8 or 128) and the results stay those of the stored values.
+TEST_F(Int8Test, SymmetricGroupsDropTheirBiases) {
+  cpu::CpuBackend be(2, cpu::AffineMath::kInt8Fine);
+  for (int bits : {4, 8}) {
+    Packed p;
+    const int64_t N = 37, K = 256, gs = 32;
+    MatRef src = MakeAffine(rng_, N, K, bits, gs, FloatType::kF16, true, 0, p);
+    auto* b = reinterpret_cast<uint16_t*>(p.biases.data());
+    for (int64_t i = 0; i < N * K / gs; ++i)
+      b[i] = ref::F32ToF16(-static_cast<float>(1 << (bits - 1)) * ref::LoadFloat(FloatType::kF16, src.scales, i));
+    MatRef w = src;
+    auto tiles = be.Relayout(w);
+    ASSERT_TRUE(w.tiled);
+    EXPECT_EQ(w.biases, nullptr);
+    EXPECT_EQ(w.zero, 1 << (bits - 1));
+    std::vector<float> want_row(K), got_row(K);
+    for (int64_t n = 0; n < N; ++n) {
+      ref::DequantizeRow(src, n, want_row.data());
+      cpu::DequantizeTiledRow(w, n, got_row.data());
+      ASSERT_EQ(want_row, got_row) << "row " << n;
+    }
+    auto x = Random(3 * K);
+    std::vector<float> got(3 * N), want(3 * N);
+    MatMul(be, x.data(), 3, w, nullptr, got.data());
+    ref::MatMul(x.data(), 3, src, nullptr, want.data());
+    for (int64_t i = 0; i < 3 * N; ++i) {
+      double mag = 0;
+      for (int64_t k = 0; k < K; ++k) mag += std::fabs(x[(i / N) * K + k]);
+      EXPECT_NEAR(got[i], want[i], 2e-3 * mag * 0.05 * (1 << bits)) << "bits " << bits << " i " << i;
+    }
+  }
+}
+
+TEST_F(Int8Test, MixedTiledAndOtherFormatsInOneCall) {
+  cpu::CpuBackend be(2);
+  const int64_t K = 256, T = 6;
+  Packed p1, p2, p3;
+  std::vector<MatRef> src = {MakeAffine(rng_, 40, K, 4, 64, FloatType::kBF16, true, 0, p1),
+                             MakeAffine(rng_, 24, K, 4, 64, FloatType::kBF16, true, 0, p2),
+                             MakeAffine(rng_, 17, K, 3, 64, FloatType::kBF16, true, 0, p3)};  // 3-bit: not tiled
+  std::vector<MatRef> w = src;
+  std::vector<std::unique_ptr<Buffer>> kept;
+  for (MatRef& m : w)
+    if (auto b = be.Relayout(m)) kept.push_back(std::move(b));
+  ASSERT_TRUE(w[0].tiled && w[1].tiled && !w[2].tiled);
+  auto x = Random(T * K);
+  std::vector<std::vector<float>> got(3), want(3);
+  std::vector<MatMulOut> outs;
+  for (int i = 0; i < 3; ++i) {
+    got[i].assign(T * w[i].rows, NAN);
+    outs.push_back({w[i], Tensor{}, Host(got[i].data(), T, w[i].rows)});
+  }
+  be.MatMulMulti(Host(x.data(), T, K), outs);
+  for (int i = 0; i < 3; ++i) {
+    // Each as a call of its own on one matrix (the first test checks that against the arithmetic).
+    want[i].assign(T * w[i].rows, NAN);
+    MatMul(be, x.data(), T, w[i], nullptr, want[i].data());
+    EXPECT_EQ(got[i], want[i]) << "matrix " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, OpsTest, ::testing::ValuesIn(Targets()),
                          [](const auto& info) { return std::string(hwy::TargetName(info.param)); });
 

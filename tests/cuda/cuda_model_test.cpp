@@ -95,7 +95,7 @@ TEST_P(CudaDecoderTest, GpuMatchesCpu) {
   o.kv_budget_bytes = 4 << 20;
   o.kv_block_tokens = 4;
   o.max_batch_tokens = 64;
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   auto gpu = Gpu();
   auto mc = Model::Load(dir, cpu, o), mg = Model::Load(dir, *gpu, o);
   const int64_t V = spec.vocab;
@@ -239,7 +239,7 @@ TEST(CudaStoriesTest, GreedyTokensEqualReferenceAndCpu) {
   const std::string base = tp::TestData("models/stories260K/");
   std::ifstream in(base + "stories260K.expected.json");
   const auto j = nlohmann::json::parse(in);
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   auto gpu = Gpu();
   LoadOptions o;
   o.kv_budget_bytes = 8 << 20;
@@ -277,7 +277,8 @@ TEST(CudaDemoTest, HeldOutGreedyOutputsEqualCpu) {
   const size_t n = env && std::string(env) == "all" ? rows.size() : std::min<size_t>(rows.size(), env ? std::atoi(env) : 100);
   const size_t stride = rows.size() / std::max<size_t>(n, 1);
   for (const char* model : {"/demo", "/demo-mlx4"}) {
-    tp::DemoRunner cpu(tp::ModelsDir() + model, std::make_unique<backend::cpu::CpuBackend>(0));
+    tp::DemoRunner cpu(tp::ModelsDir() + model,
+                       std::make_unique<backend::cpu::CpuBackend>(0, backend::cpu::AffineMath::kFloat));
     tp::DemoRunner gpu(tp::ModelsDir() + model, Gpu());
     int same = 0, right_cpu = 0, right_gpu = 0, total = 0;
     for (size_t i = 0; i < rows.size(); i += stride) {

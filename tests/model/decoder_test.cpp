@@ -68,7 +68,7 @@ std::vector<float> Prefill(Model& m, const std::vector<int32_t>& tokens) {
 }
 
 TEST_P(DecoderTest, CpuMatchesReferenceBackend) {
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   backend::ref::ReferenceBackend ref;
   auto a = Load(cpu), b = Load(ref);
   const int64_t V = a->config().vocab_size;
@@ -78,7 +78,7 @@ TEST_P(DecoderTest, CpuMatchesReferenceBackend) {
 }
 
 TEST_P(DecoderTest, CachedDecodeEqualsUncachedPrefill) {
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   auto m = Load(cpu);
   const int64_t V = m->config().vocab_size;
   auto prompt = Prompt(13, 1);
@@ -97,7 +97,7 @@ TEST_P(DecoderTest, CachedDecodeEqualsUncachedPrefill) {
 }
 
 TEST_P(DecoderTest, BatchOfTwoEqualsSeparateRuns) {
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   auto m = Load(cpu);
   const int64_t V = m->config().vocab_size;
   auto a = Prompt(11, 2), b = Prompt(6, 3);
@@ -117,7 +117,7 @@ TEST_P(DecoderTest, BatchOfTwoEqualsSeparateRuns) {
 }
 
 TEST_P(DecoderTest, ChunkedPrefillEqualsOneChunk) {
-  backend::cpu::CpuBackend cpu(2);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
   auto whole = Load(cpu, 64), chunked = Load(cpu, 3);
   const int64_t V = whole->config().vocab_size;
   auto prompt = Prompt(11, 4);
@@ -139,7 +139,7 @@ void EditConfig(const std::string& dir, const std::function<void(nlohmann::json&
 TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
   auto dir = test::TempDir("errors");
   test::WriteRandomModel(dir, {});
-  backend::cpu::CpuBackend cpu(1);
+  backend::cpu::CpuBackend cpu(1, backend::cpu::AffineMath::kFloat);
   LoadOptions o;
   o.kv_budget_bytes = 1 << 20;
   auto m = Model::Load(dir, cpu, o);
@@ -164,7 +164,7 @@ TEST(DecoderErrorsTest, BadForwardInputsThrowWithoutChangingState) {
 TEST(DecoderSizingTest, AutomaticKvPoolHoldsFullContextsWhenTheyFit) {
   auto dir = test::TempDir("kv_auto");
   test::WriteRandomModel(dir, {});
-  backend::cpu::CpuBackend cpu(1);
+  backend::cpu::CpuBackend cpu(1, backend::cpu::AffineMath::kFloat);
   LoadOptions o;
   o.kv_budget_bytes = 0;
   o.max_sequences = 3;
@@ -179,7 +179,7 @@ TEST(DecoderSizingTest, AutomaticKvPoolHoldsFullContextsWhenTheyFit) {
 TEST(DecoderErrorsTest, BiasesTheConfigPromisesMustBeThere) {
   auto dir = test::TempDir("missing_bias");
   test::WriteRandomModel(dir, {});
-  backend::cpu::CpuBackend cpu(1);
+  backend::cpu::CpuBackend cpu(1, backend::cpu::AffineMath::kFloat);
   LoadOptions o;
   o.kv_budget_bytes = 1 << 20;
   for (const char* key : {"attention_bias", "mlp_bias"}) {
@@ -207,7 +207,7 @@ TEST(DecoderErrorsTest, MissingAndUnexpectedTensorsAreNamed) {
   test::WriteRandomModel(dir, s);
   // Config says untied, file has no lm_head.
   EditConfig(dir, [](nlohmann::json& j) { j["tie_word_embeddings"] = false; });
-  backend::cpu::CpuBackend cpu(1);
+  backend::cpu::CpuBackend cpu(1, backend::cpu::AffineMath::kFloat);
   try {
     Model::Load(dir, cpu, {});
     FAIL() << "expected an error";

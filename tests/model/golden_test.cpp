@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/kernels.h"
 #include "engine/sequences.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
@@ -53,8 +55,10 @@ std::pair<int64_t, double> Top(const float* v, int64_t n) {
 
 class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
 
-TEST_P(GoldenTest, LogitsMatchTransformers) {
-  const GoldenCase& c = GetParam();
+using RowCheck = std::function<void(const float* got, const float* want, int64_t V, const std::string& where)>;
+
+// The case's prefill (all rows) and its cached decode steps on the CPU backend; `check` sees every logits row.
+void RunCase(const GoldenCase& c, backend::cpu::AffineMath math, const RowCheck& check) {
   const std::string dir = test::FixturesDir() + "/golden/" + c.name;
   TensorStore expected = TensorStore::Open(dir + "/expected.safetensors");
   const TensorView& prompt_t = expected.Get("prompt_ids");
@@ -64,40 +68,90 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
   std::vector<int32_t> prompt(prompt_t.as<int32_t>(), prompt_t.as<int32_t>() + prompt_t.numel());
   std::vector<int32_t> decode_ids(decode_ids_t.as<int32_t>(), decode_ids_t.as<int32_t>() + decode_ids_t.numel());
 
-  backend::cpu::CpuBackend be(2);
+  backend::cpu::CpuBackend be(2, math);
   LoadOptions opts;
   opts.kv_budget_bytes = 16 << 20;
   auto model = Model::Load(dir, be, opts);
   const int64_t V = model->config().vocab_size;
   ASSERT_EQ(prefill_t.dim(1), V);
 
-  auto check_row = [&](const float* got, const float* want, const std::string& where) {
-    const double err = RelL2(got, want, V);
-    // The manifest allows 1e-2 for bf16/quantized weights; the reference used the same rounded weights, so
-    // we hold every case to f32 accuracy.
-    EXPECT_LE(err, std::min(c.tolerance, 1e-4)) << where;
-    auto [want_id, margin] = Top(want, V);
-    if (margin > 1e-3) EXPECT_EQ(Top(got, V).first, want_id) << where << " (reference margin " << margin << ")";
-    return err;
-  };
-
   engine::Sequences seqs(*model);
   int seq = seqs.New();
   std::vector<float> logits(prompt.size() * V);
   engine::Sequences::Item item{seq, prompt, Logits::kAll};
   seqs.Forward(std::span(&item, 1), logits);
-  double worst = 0;
   for (size_t p = 0; p < prompt.size(); ++p)
-    worst = std::max(worst, check_row(&logits[p * V], prefill_t.as<float>() + p * V, "prefill row " + std::to_string(p)));
+    check(&logits[p * V], prefill_t.as<float>() + p * V, V, "prefill row " + std::to_string(p));
   std::vector<float> step(V);
   for (size_t i = 0; i < decode_ids.size(); ++i) {
     engine::Sequences::Item it{seq, std::span<const int32_t>(&decode_ids[i], 1)};
     seqs.Forward(std::span(&it, 1), step);
-    worst = std::max(worst, check_row(step.data(), decode_t.as<float>() + i * V, "decode step " + std::to_string(i)));
+    check(step.data(), decode_t.as<float>() + i * V, V, "decode step " + std::to_string(i));
   }
+}
+
+// KL(softmax(want) || softmax(got)) in nats.
+double Kl(const float* got, const float* want, int64_t n) {
+  const double mw = *std::max_element(want, want + n), mg = *std::max_element(got, got + n);
+  double zw = 0, zg = 0;
+  for (int64_t i = 0; i < n; ++i) zw += std::exp(want[i] - mw), zg += std::exp(got[i] - mg);
+  double kl = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double lw = want[i] - mw - std::log(zw), lg = got[i] - mg - std::log(zg);
+    kl += std::exp(lw) * (lw - lg);
+  }
+  return kl;
+}
+
+TEST_P(GoldenTest, LogitsMatchTransformers) {
+  const GoldenCase& c = GetParam();
+  double worst = 0;
+  // The f32 kernels: the manifest allows 1e-2 for bf16/quantized weights, but the reference used the same
+  // rounded weights, so we hold every case to f32 accuracy.
+  RunCase(c, backend::cpu::AffineMath::kFloat, [&](const float* got, const float* want, int64_t V, const std::string& where) {
+    const double err = RelL2(got, want, V);
+    EXPECT_LE(err, std::min(c.tolerance, 1e-4)) << where;
+    auto [want_id, margin] = Top(want, V);
+    if (margin > 1e-3) EXPECT_EQ(Top(got, V).first, want_id) << where << " (reference margin " << margin << ")";
+    worst = std::max(worst, err);
+  });
   RecordProperty("worst_rel_l2", std::to_string(worst));
   std::printf("[ golden   ] %-20s worst row rel L2 %.3g (manifest tolerance %.0e, enforced %.0e)\n", c.name.c_str(),
               worst, c.tolerance, std::min(c.tolerance, 1e-4));
+}
+
+// The integer kernels on the quantized cases: the error they add to the f32 answer, in the metrics issue 11
+// holds us to against llama.cpp (top-1 agreement, mean KL), stated and bounded. These tiny random models are
+// harsh: near-flat logits, so int8 activations (llama.cpp's arithmetic) flip 2-7 of 36 top-1 choices here,
+// measured 2026-12-03; the fine form (two bytes per activation) matches f32 to ~1e-3.
+TEST_P(GoldenTest, Int8KernelsStayNearTransformers) {
+  const GoldenCase& c = GetParam();
+  if (c.name.find("mlx") == std::string::npos) GTEST_SKIP() << "float weights: the integer kernels do not apply";
+  if (!backend::cpu::Int8Available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (or PENSIEVE_CPU_INT8=0)";
+  for (const bool fine : {false, true}) {
+    double worst = 0, kl_sum = 0;
+    int rows = 0, same = 0;
+    RunCase(c, fine ? backend::cpu::AffineMath::kInt8Fine : backend::cpu::AffineMath::kInt8,
+            [&](const float* got, const float* want, int64_t V, const std::string& where) {
+              worst = std::max(worst, RelL2(got, want, V));
+              kl_sum += Kl(got, want, V);
+              auto [want_id, margin] = Top(want, V);
+              same += Top(got, V).first == want_id;
+              if (fine && margin > 1e-2) EXPECT_EQ(Top(got, V).first, want_id) << where << " (margin " << margin << ")";
+              ++rows;
+            });
+    const double mean_kl = kl_sum / rows;
+    std::printf("[ golden   ] %-20s %s: worst row rel L2 %.3g, mean KL %.2e, top-1 %d/%d\n", c.name.c_str(),
+                fine ? "int8 fine" : "int8     ", worst, mean_kl, same, rows);
+    if (fine) {
+      EXPECT_LE(worst, 3e-3);
+      EXPECT_LE(mean_kl, 1e-5);
+    } else {
+      EXPECT_LE(worst, 0.25);
+      EXPECT_LE(mean_kl, 1e-2);
+      EXPECT_GE(same * 4, rows * 3);
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest, ::testing::ValuesIn(Cases()),

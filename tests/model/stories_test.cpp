@@ -4,12 +4,15 @@
 // dequantizers: /work/shared/data/models/stories260K/*.json), not from this code.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/kernels.h"
 #include "backend/reference.h"
 #include "engine/sequences.h"
 #include "model/model.h"
@@ -24,10 +27,12 @@ nlohmann::json ReadJson(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+enum class Engine { kReference, kCpuFloat, kCpuInt8, kCpuInt8Fine };
+
 struct Case {
   const char* model_dir;
   const char* expected;
-  bool reference_backend;
+  Engine engine;
 };
 
 class StoriesTest : public ::testing::TestWithParam<Case> {};
@@ -39,10 +44,14 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
   const std::string base = test::TestData("models/stories260K/");
   const Case& c = GetParam();
   std::unique_ptr<backend::Backend> be;
-  if (c.reference_backend) {
+  if (c.engine == Engine::kReference) {
     be = std::make_unique<backend::ref::ReferenceBackend>();
+  } else if (c.engine == Engine::kCpuFloat) {
+    be = std::make_unique<backend::cpu::CpuBackend>(2, backend::cpu::AffineMath::kFloat);
   } else {
-    be = std::make_unique<backend::cpu::CpuBackend>(2);
+    if (!backend::cpu::Int8Available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU (or PENSIEVE_CPU_INT8=0)";
+    be = std::make_unique<backend::cpu::CpuBackend>(
+        2, c.engine == Engine::kCpuInt8 ? backend::cpu::AffineMath::kInt8 : backend::cpu::AffineMath::kInt8Fine);
   }
   LoadOptions opts;
   opts.kv_budget_bytes = 8 << 20;
@@ -59,14 +68,29 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
     ASSERT_TRUE(entry.contains("generate")) << c.model_dir << " has no entry in " << c.expected;
     expected = std::move(entry);
   }
-  const double tol = 1e-4;
+  // The integer kernels round activations to int8 (llama.cpp's arithmetic for these files): logits of ~15
+  // move by up to ~0.4 here, so greedy ids are held to the reference only up to its first top-2 margin below
+  // twice that (position 29 of the first Q4_0 story has 0.11). The fine form moves them by < 5e-3.
+  const double tol = c.engine == Engine::kCpuInt8 ? 0.6 : c.engine == Engine::kCpuInt8Fine ? 0.01 : 1e-4;
+  double worst = 0;
+  size_t compared = 0;
   for (const auto& g : expected["generate"]) {
     SCOPED_TRACE(g["prompt"].get<std::string>());
     std::vector<int32_t> prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
     std::vector<int32_t> want = g["tokens_after_bos"].get<std::vector<int32_t>>();
     const auto& top5 = g["top5_logits_per_position"];
     const nlohmann::json full = g.value("full_logits_first_positions", nlohmann::json::array());
-    const int steps = g["steps"].get<int>();
+    int steps = g["steps"].get<int>();
+    if (c.engine == Engine::kCpuInt8) {
+      for (int p = static_cast<int>(prompt.size()) - 1; p < steps; ++p) {
+        const auto& t = top5[p];
+        if (t.size() >= 2 && t[0][1].get<double>() - t[1][1].get<double>() < 2 * tol) {
+          steps = p;  // the token position p predicts is a near-tie for int8 arithmetic: compare up to it
+          want.resize(std::min<size_t>(want.size(), steps));
+          break;
+        }
+      }
+    }
 
     engine::Sequences seqs(*model);
     int seq = seqs.New();
@@ -78,6 +102,7 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
       for (const auto& pair : top5[p]) {
         int id = pair[0].get<int>();
         EXPECT_NEAR(l[id], pair[1].get<double>(), tol) << "position " << p << " token " << id;
+        worst = std::max(worst, std::fabs(l[id] - pair[1].get<double>()));
       }
       if (p < static_cast<int>(full.size())) {
         for (int64_t i = 0; i < V; ++i) ASSERT_NEAR(l[i], full[p][i].get<double>(), tol) << "position " << p;
@@ -98,23 +123,34 @@ TEST_P(StoriesTest, GreedyContinuationAndLogitsMatch) {
     if (static_cast<int>(got.size()) < steps) got.push_back(next);
     got.resize(std::min(got.size(), want.size()));
     EXPECT_EQ(got, want);
+    compared += got.size() - (prompt.size() - 1);
     seqs.Free(seq);
   }
+  std::printf("[ stories  ] %s: largest top-5 logit difference %.3g, %zu generated ids compared\n", c.model_dir, worst,
+              compared);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Stories, StoriesTest,
-    ::testing::Values(Case{"stories260K-hf", "stories260K.expected.json", false},
-                      Case{"stories260K-hf", "stories260K.expected.json", true},
-                      Case{"stories260K-hf-bf16", "stories260K-hf-bf16/expected.json", false},
-                      Case{"stories260K-f32.gguf", "stories260K-gguf.expected.json", false},
-                      Case{"stories260K-Q8_0.gguf", "stories260K-gguf.expected.json", false},
-                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", false},
-                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", true}),
+    ::testing::Values(Case{"stories260K-hf", "stories260K.expected.json", Engine::kCpuFloat},
+                      Case{"stories260K-hf", "stories260K.expected.json", Engine::kReference},
+                      Case{"stories260K-hf-bf16", "stories260K-hf-bf16/expected.json", Engine::kCpuFloat},
+                      Case{"stories260K-f32.gguf", "stories260K-gguf.expected.json", Engine::kCpuFloat},
+                      Case{"stories260K-Q8_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuFloat},
+                      Case{"stories260K-Q8_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuInt8},
+                      Case{"stories260K-Q8_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuInt8Fine},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuFloat},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuInt8},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", Engine::kCpuInt8Fine},
+                      Case{"stories260K-Q4_0.gguf", "stories260K-gguf.expected.json", Engine::kReference}),
     [](const auto& info) {
       std::string name = info.param.model_dir;
       for (char& ch : name) if (ch == '-' || ch == '.') ch = '_';
-      return name + (info.param.reference_backend ? "_reference" : "_cpu");
+      const Engine e = info.param.engine;
+      return name + (e == Engine::kReference  ? "_reference"
+                     : e == Engine::kCpuFloat ? "_cpu"
+                     : e == Engine::kCpuInt8  ? "_cpu_int8"
+                                              : "_cpu_int8_fine");
     });
 
 }  // namespace

@@ -23,15 +23,19 @@ const char* BestTarget() {
 }
 // Whether two weights can share one kernel pass (same input width and storage format).
 bool SameFormat(const MatRef& a, const MatRef& b) {
-  return a.kind == b.kind && a.type == b.type && a.cols == b.cols &&
+  return a.kind == b.kind && a.type == b.type && a.cols == b.cols && a.tiled == b.tiled &&
          (a.kind == MatRef::Kind::kFloat || (a.bits == b.bits && a.group_size == b.group_size));
 }
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : pool_(DefaultThreads(threads)) {}
+CpuBackend::CpuBackend(int threads, AffineMath math)
+    : int8_(math != AffineMath::kFloat && Int8Available()),
+      fine_(math == AffineMath::kInt8Fine),
+      pool_(DefaultThreads(threads)) {}
 
 std::string CpuBackend::Name() const {
-  return std::string("cpu (") + BestTarget() + ", " + std::to_string(threads()) + " threads)";
+  return std::string("cpu (") + BestTarget() + (int8_ ? (fine_ ? " + fine int8 VNNI" : " + int8 VNNI") : "") + ", " + std::to_string(threads()) +
+         " threads)";
 }
 
 void CpuBackend::Reserve(const ScratchSpec& spec) {
@@ -44,7 +48,22 @@ void CpuBackend::Reserve(const ScratchSpec& spec) {
   scratch_.jobs.reserve(static_cast<size_t>(spec.max_rows) * 8);
 }
 
-void CpuBackend::Embed(const MatRef& table, Tensor out) { ref::Embed(table, plan().tokens, out.data); }
+std::unique_ptr<Buffer> CpuBackend::Relayout(MatRef& m) {
+  if (!int8_ || !Int8Fits(m)) return nullptr;
+  auto tiles = Allocate(Int8TiledBytes(m), "integer weight tiles");
+  m = Int8Relayout(pool_, m, tiles->data());
+  return tiles;
+}
+
+void CpuBackend::Embed(const MatRef& table, Tensor out) {
+  if (!table.tiled) return ref::Embed(table, plan().tokens, out.data);
+  const std::span<const int32_t> ids = plan().tokens;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!(ids[i] >= 0 && ids[i] < table.rows))
+      throw Error("token id " + std::to_string(ids[i]) + " outside vocabulary of " + std::to_string(table.rows));
+    DequantizeTiledRow(table, ids[i], out.data + static_cast<int64_t>(i) * table.cols);
+  }
+}
 
 void CpuBackend::MatMulHost(const float* x, int64_t T, std::span<const MatOut> outs) {
   // Runs of consecutive same-format weights go to the kernel together (one pool synchronisation).
@@ -54,6 +73,8 @@ void CpuBackend::MatMulHost(const float* x, int64_t T, std::span<const MatOut> o
     const auto run = outs.subspan(i, j - i);
     if (outs[i].w.kind == MatRef::Kind::kFloat) {
       MatMulFloat(pool_, scratch_, x, T, run);
+    } else if (outs[i].w.tiled) {
+      MatMulInt8(pool_, scratch_, x, T, run, fine_);
     } else {
       MatMulAffine(pool_, scratch_, x, T, run);
     }

@@ -47,6 +47,21 @@ struct MatOut {
 // All outs share the input width and storage format (same FloatType; for affine also bits and group size).
 void MatMulFloat(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs);
 void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs);
+
+// Integer kernels (matmul_int8.cpp): affine 4- and 8-bit weights rewritten at load into 16-row tiles, times
+// activations quantized to int8 per block of 32 (AVX-512 VNNI). Results differ from the float kernels by the
+// activation rounding (relative error of a dot product ~ 1e-3; bench/RESULTS.md).
+bool Int8Available();                // this CPU has AVX-512 VNNI and PENSIEVE_CPU_INT8 is not 0
+bool Int8Fits(const MatRef& w);      // affine, bits 4 or 8, group size a multiple of 32, not yet tiled
+int64_t Int8TiledBytes(const MatRef& w);
+// Writes w's tiles into dst (Int8TiledBytes, 64-byte aligned) and returns the tiled view of them.
+MatRef Int8Relayout(ThreadPool& pool, const MatRef& w, void* dst);
+void DequantizeTiledRow(const MatRef& w, int64_t row, float* out);
+// All outs tiled by Int8Relayout, with the same cols, bits, group size and scale type. `fine`: each activation
+// as two bytes, x ~ dx * (q + q2 / 128) (error 1/256 of a step instead of 1/2; twice the integer products).
+void MatMulInt8(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T, std::span<const MatOut> outs,
+                bool fine);
+
 void RmsNorm(ThreadPool& pool, const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
              float* y);
 void SiluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);

@@ -234,10 +234,11 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void Relayout(MatRef& m) override {
-    if (!tiling_enabled_ || !CanTile(m)) return;
+  std::unique_ptr<Buffer> Relayout(MatRef& m) override {
+    if (!tiling_enabled_ || !CanTile(m)) return nullptr;
     LaunchRelayout(m, stream_);
     Check(cudaStreamSynchronize(stream_), "relayout");
+    return nullptr;  // in place
   }
 
   void Download(void* dst, const void* src, int64_t bytes) override {
