@@ -48,7 +48,7 @@ void HostBackend::Reserve(const ScratchSpec& spec) {
   RowScratch(0, spec.max_rows * spec.max_cols);
   RowScratch(1, spec.max_rows * spec.max_cols);
   if (spec.vocab > 1 && (!sampler_ || sampler_->vocab() != spec.vocab))
-    sampler_ = std::make_unique<HostSampler>(static_cast<int>(spec.vocab));
+    sampler_ = std::make_unique<HostSampler>(static_cast<int>(spec.vocab), exp_sum_);
   samples_.reserve(spec.max_samples);
 }
 
@@ -106,7 +106,7 @@ void HostBackend::GatherLogitRows(Tensor x, Tensor out) {
 
 void HostBackend::Sample(Tensor logits) {
   if (!sampler_ || sampler_->vocab() != logits.cols)
-    sampler_ = std::make_unique<HostSampler>(static_cast<int>(logits.cols));
+    sampler_ = std::make_unique<HostSampler>(static_cast<int>(logits.cols), exp_sum_);
   samples_.resize(plan_.samples.size());
   for (size_t i = 0; i < plan_.samples.size(); ++i) {
     const SampleRow& row = plan_.samples[i];

@@ -41,6 +41,8 @@ class HostBackend : public Backend {
   virtual void GluRows(GluActivation act, const float* gate, const float* up, int64_t n, float* out) = 0;
 
   const StepPlan& plan() const { return plan_; }
+  // Given to the sampler (HostSampler::ExpSumFn); set by a subclass's constructor.
+  HostSampler::ExpSumFn exp_sum_ = nullptr;
 
  private:
   // Scratch rows for the residual matmul and the gated MLP, sized by Reserve() (grown if a call needs more).

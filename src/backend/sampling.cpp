@@ -21,8 +21,14 @@ constexpr size_t kSortForDraw = 4096;
 
 }  // namespace
 
-HostSampler::HostSampler(int vocab)
-    : vocab_(vocab), work_(vocab), cand_(vocab), probs_(vocab), bucket_mass_(kBuckets), kept_(vocab) {}
+HostSampler::HostSampler(int vocab, ExpSumFn exp_sum)
+    : vocab_(vocab),
+      exp_sum_(exp_sum),
+      work_(vocab),
+      cand_(vocab),
+      probs_(vocab),
+      bucket_mass_(kBuckets),
+      kept_(vocab) {}
 
 void HostSampler::Greedy(const SampleParams& p, SampleResult* out) {
   int32_t best = 0;
@@ -37,7 +43,11 @@ void HostSampler::Greedy(const SampleParams& p, SampleResult* out) {
     return;
   }
   double sum = 0.0;
-  for (int i = 0; i < vocab_; ++i) sum += std::exp(work_[i] - max);  // float exp: 2-3x cheaper than double
+  if (exp_sum_) {
+    sum = exp_sum_(work_.data(), vocab_, max);
+  } else {
+    for (int i = 0; i < vocab_; ++i) sum += std::exp(work_[i] - max);  // float exp: 2-3x cheaper than double
+  }
   const double log_z = std::log(sum);
   out->logprob = static_cast<float>(-log_z);
   const int n = std::min(std::min(p.top_logprobs, kMaxTopLogprobs), vocab_);

@@ -26,8 +26,10 @@ namespace pensieve::backend::cpu {
 constexpr int64_t kTileVectors = 8;
 constexpr int64_t kChunk = 32;
 constexpr int64_t kSub = 8;
-// Most query heads one row-kernel job handles (their scores are kept side by side).
+// Most query heads one row-kernel job handles (their scores are kept side by side), and the keys whose value
+// rows it applies to all of them at a time (64 rows of 128 floats: 32 KB, within L1).
 constexpr int kMaxRowHeads = 8;
+constexpr int64_t kValueRun = 64;
 // Masked scores. Finite on purpose: a lane whose keys in a chunk are all masked gets exp(0) = 1 weights, and
 // the correction factor exp(-1e30 - real max) = 0 erases them as soon as a visible key arrives (every row sees
 // at least its own key), where -inf would give NaN from -inf - -inf.
@@ -200,8 +202,20 @@ void RunRowHeads(const HostKvStorage& cache, const HostAttention& a, int64_t t, 
   const int64_t n = p - lo + 1;
   const float* q = a.q + (t * a.n_heads + h0) * hd;
   const int64_t kv_off = int64_t{h0 / group} * hd;
-  for (int64_t k = lo; k <= p; ++k) {
-    const float* key = cache.Keys(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
+  const auto key_row = [&](int64_t k) { return cache.Keys(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off; };
+  const auto value_row = [&](int64_t k) { return cache.Values(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off; };
+  // Scores, four keys at a time per head: four independent FMA chains sharing each load of q.
+  int64_t k = lo;
+  for (; k + 4 <= p + 1; k += 4) {
+    const float *k0 = key_row(k), *k1 = key_row(k + 1), *k2 = key_row(k + 2), *k3 = key_row(k + 3);
+    for (int g = 0; g < count; ++g) {
+      float s4[4];
+      Dot4(q + g * hd, k0, k1, k2, k3, hd, s4);
+      for (int j = 0; j < 4; ++j) scores[g * n + k + j - lo] = s4[j] * a.scale;
+    }
+  }
+  for (; k <= p; ++k) {
+    const float* key = key_row(k);
     for (int g = 0; g < count; ++g) scores[g * n + k - lo] = Dot(q + g * hd, key, hd) * a.scale;
   }
   float* out = a.out + (t * a.n_heads + h0) * hd;
@@ -210,11 +224,44 @@ void RunRowHeads(const HostKvStorage& cache, const HostAttention& a, int64_t t, 
     float max_s = -INFINITY;
     for (int64_t i = 0; i < n; ++i) max_s = std::max(max_s, scores[g * n + i]);
     inv[g] = 1.0f / ExpSumRow(scores + g * n, n, max_s);
-    for (int dd = 0; dd < hd; ++dd) out[g * hd + dd] = 0.0f;
   }
-  for (int64_t k = lo; k <= p; ++k) {
-    const float* val = cache.Values(blocks[k / bt], a.layer) + (k % bt) * kv_dim + kv_off;
-    for (int g = 0; g < count; ++g) Axpy(scores[g * n + k - lo], val, out + g * hd, hd);
+  // out_g = sum_k w_gk v_k, then / sum_k w_gk. Keys in runs of kValueRun: each run's value rows come from
+  // memory once and serve every head from L1, and within a run a head's output stays in registers (four
+  // vectors at a time), so no key waits for the previous key's store as a row-by-row axpy would.
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  for (int64_t r0 = lo; r0 <= p; r0 += kValueRun) {
+    const int64_t r1 = std::min(p + 1, r0 + kValueRun);
+    const bool first = r0 == lo;
+    for (int g = 0; g < count; ++g) {
+      const float* w = scores + g * n;  // w[k - lo]: weight of key k
+      float* o = out + g * hd;
+      int64_t dd = 0;
+      for (; dd + 4 * N <= hd; dd += 4 * N) {
+        auto o0 = first ? hn::Zero(d) : hn::LoadU(d, o + dd), o1 = first ? hn::Zero(d) : hn::LoadU(d, o + dd + N);
+        auto o2 = first ? hn::Zero(d) : hn::LoadU(d, o + dd + 2 * N), o3 = first ? hn::Zero(d) : hn::LoadU(d, o + dd + 3 * N);
+        for (int64_t kk = r0; kk < r1; ++kk) {
+          const float* v = value_row(kk) + dd;
+          const auto wk = hn::Set(d, w[kk - lo]);
+          o0 = hn::MulAdd(wk, hn::LoadU(d, v), o0);
+          o1 = hn::MulAdd(wk, hn::LoadU(d, v + N), o1);
+          o2 = hn::MulAdd(wk, hn::LoadU(d, v + 2 * N), o2);
+          o3 = hn::MulAdd(wk, hn::LoadU(d, v + 3 * N), o3);
+        }
+        hn::StoreU(o0, d, o + dd), hn::StoreU(o1, d, o + dd + N);
+        hn::StoreU(o2, d, o + dd + 2 * N), hn::StoreU(o3, d, o + dd + 3 * N);
+      }
+      for (; dd + N <= hd; dd += N) {
+        auto o0 = first ? hn::Zero(d) : hn::LoadU(d, o + dd);
+        for (int64_t kk = r0; kk < r1; ++kk) o0 = hn::MulAdd(hn::Set(d, w[kk - lo]), hn::LoadU(d, value_row(kk) + dd), o0);
+        hn::StoreU(o0, d, o + dd);
+      }
+      for (; dd < hd; ++dd) {
+        float acc = first ? 0.0f : o[dd];
+        for (int64_t kk = r0; kk < r1; ++kk) acc += w[kk - lo] * value_row(kk)[dd];
+        o[dd] = acc;
+      }
+    }
   }
   for (int g = 0; g < count; ++g) ScaleRow(inv[g], out + g * hd, hd);
 }

@@ -31,7 +31,9 @@ bool SameFormat(const MatRef& a, const MatRef& b) {
 CpuBackend::CpuBackend(int threads, AffineMath math)
     : int8_(math != AffineMath::kFloat && Int8Available()),
       fine_(math == AffineMath::kInt8Fine),
-      pool_(DefaultThreads(threads)) {}
+      pool_(DefaultThreads(threads)) {
+  exp_sum_ = &ExpSum;
+}
 
 std::string CpuBackend::Name() const {
   return std::string("cpu (") + BestTarget() + (int8_ ? (fine_ ? " + fine int8 VNNI" : " + int8 VNNI") : "") + ", " + std::to_string(threads()) +

@@ -68,6 +68,8 @@ void SiluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, fl
 void GeluMul(ThreadPool& pool, const float* gate, const float* up, int64_t n, float* out);
 void Add(ThreadPool& pool, float* y, const float* x, int64_t n);
 void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n);
+// sum over i < n of exp(x[i] - max), on this thread (x is not changed).
+double ExpSum(const float* x, int64_t n, float max);
 void Attention(ThreadPool& pool, Scratch& scratch, const HostKvStorage& cache, const HostAttention& args);
 
 // Rows per task: a multiple of 4, about 8 tasks per thread so uneven cores still finish together.

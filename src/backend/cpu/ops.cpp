@@ -50,6 +50,23 @@ void SoftmaxImpl(ThreadPool& pool, float* x, int64_t rows, int64_t n) {
   pool.Run(rows, [&](int64_t r, int) { SoftmaxRow(x + r * n, n); });
 }
 
+double ExpSumImpl(const float* x, int64_t n, float max) {
+  const DF d;
+  const int64_t N = hn::Lanes(d);
+  const auto mv = hn::Set(d, max);
+  const auto lowest = hn::Set(d, -100.0f);  // exp(-100) ~ 4e-44 adds nothing; -inf (removed tokens) stays finite
+  double sum = 0;
+  int64_t i = 0;
+  while (i + N <= n) {  // f32 lanes over stretches of 1024 values, then added in double
+    auto acc = hn::Zero(d);
+    for (const int64_t end = std::min(n - N + 1, i + 1024); i < end; i += N)
+      acc = hn::Add(acc, hn::Exp(d, hn::Max(hn::Sub(hn::LoadU(d, x + i), mv), lowest)));
+    sum += hn::GetLane(hn::SumOfLanes(d, acc));
+  }
+  for (; i < n; ++i) sum += std::exp(std::max(x[i] - max, -100.0f));
+  return sum;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace pensieve::backend::cpu
 HWY_AFTER_NAMESPACE();
@@ -61,6 +78,9 @@ HWY_EXPORT(SiluMulImpl);
 HWY_EXPORT(GeluMulImpl);
 HWY_EXPORT(AddImpl);
 HWY_EXPORT(SoftmaxImpl);
+HWY_EXPORT(ExpSumImpl);
+
+double ExpSum(const float* x, int64_t n, float max) { return HWY_DYNAMIC_DISPATCH(ExpSumImpl)(x, n, max); }
 
 void Softmax(ThreadPool& pool, float* x, int64_t rows, int64_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(pool, x, rows, n); }
 
