@@ -222,23 +222,32 @@ TilesFn Pick(const MatRef& w) { return w.bits == 4 ? PickType<4>(w.type) : PickT
 
 // Row t of x as int8 blocks of 32 with their scales (and, with q2, the rounding error of each value in
 // 128ths of a step), and the float sums of each group.
-void QuantizeRow(const float* x, int64_t K, int64_t gs, int8_t* q, int8_t* q2, float* dx, float* gsum) {
+PENSIEVE_VNNI void QuantizeRow(const float* x, int64_t K, int64_t gs, int8_t* q, int8_t* q2, float* dx,
+                               float* gsum) {
+  // Vector form of: d = max|x_j| / 127, q_j = nearbyint(x_j / d) (cvtps_epi32 rounds to nearest even, as
+  // nearbyint does in the default rounding mode), q2_j = nearbyint((x_j / d - q_j) * 128). Decode quantizes
+  // 14k values per layer on one thread (Llama-3.2-1B): scalar nearbyint cost ~6% of a step.
+  const __m512 sign = _mm512_set1_ps(-0.0f), k128 = _mm512_set1_ps(128.0f);
   for (int64_t b = 0; b < K / kBlock; ++b) {
-    const float* xb = x + b * kBlock;
-    float amax = 0;
-    for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const __m512 a0 = _mm512_loadu_ps(x + b * kBlock), a1 = _mm512_loadu_ps(x + b * kBlock + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, a0), _mm512_andnot_ps(sign, a1)));
     const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
     dx[b] = d;
-    for (int j = 0; j < kBlock; ++j) {
-      const float v = xb[j] * id, r = std::nearbyint(v);
-      q[b * kBlock + j] = static_cast<int8_t>(r);
-      if (q2) q2[b * kBlock + j] = static_cast<int8_t>(std::nearbyint((v - r) * 128.0f));
+    const __m512 v0 = _mm512_mul_ps(a0, _mm512_set1_ps(id)), v1 = _mm512_mul_ps(a1, _mm512_set1_ps(id));
+    const __m512i r0 = _mm512_cvtps_epi32(v0), r1 = _mm512_cvtps_epi32(v1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock), _mm512_cvtepi32_epi8(r0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock + 16), _mm512_cvtepi32_epi8(r1));
+    if (q2) {
+      const __m512i e0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v0, _mm512_cvtepi32_ps(r0)), k128));
+      const __m512i e1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_sub_ps(v1, _mm512_cvtepi32_ps(r1)), k128));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + b * kBlock), _mm512_cvtepi32_epi8(e0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + b * kBlock + 16), _mm512_cvtepi32_epi8(e1));
     }
   }
   for (int64_t g = 0; g < K / gs; ++g) {
-    float s = 0;
-    for (int64_t j = 0; j < gs; ++j) s += x[g * gs + j];
-    gsum[g] = s;
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t j = 0; j < gs; j += 16) s = _mm512_add_ps(s, _mm512_loadu_ps(x + g * gs + j));
+    gsum[g] = _mm512_reduce_add_ps(s);
   }
 }
 
