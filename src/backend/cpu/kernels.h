@@ -50,11 +50,12 @@ void MatMulAffine(ThreadPool& pool, Scratch& scratch, const float* x, int64_t T,
 
 // Integer kernels (matmul_int8.cpp): affine 4- and 8-bit weights rewritten at load into 16-row tiles, times
 // activations quantized to int8 per block of 32 (AVX-512 VNNI). Results differ from the float kernels by the
-// activation rounding (relative error of a dot product ~ 1e-3; bench/RESULTS.md).
+// activation rounding: each value moves by up to half a step of its block (max|x| / 254); the measured effect on
+// logits is in bench/RESULTS.md.
 bool Int8Available();                // this CPU has AVX-512 VNNI and PENSIEVE_CPU_INT8 is not 0
 bool Int8Fits(const MatRef& w);      // affine, bits 4 or 8, group size a multiple of 32, not yet tiled
 int64_t Int8TiledBytes(const MatRef& w);
-// Writes w's tiles into dst (Int8TiledBytes, 64-byte aligned) and returns the tiled view of them.
+// Writes w's tiles into dst (Int8TiledBytes bytes; the kernels load unaligned) and returns the tiled view.
 MatRef Int8Relayout(ThreadPool& pool, const MatRef& w, void* dst);
 void DequantizeTiledRow(const MatRef& w, int64_t row, float* out);
 // All outs tiled by Int8Relayout, with the same cols, bits, group size and scale type. `fine`: each activation
