@@ -19,22 +19,23 @@ SHAPES = {  # hidden, layers, heads, kv heads, intermediate, vocab, context, rop
 }
 
 
-def q4_0(rows, cols, rng):
-    """Random Q4_0 blocks: an f16 scale (N(0, 0.02) / 8: values (q - 8) * d of about 0.02) and 16 bytes of codes."""
+def blocks_of_32(rows, cols, rng, block_bytes, d_std):
+    """Random blocks of 32 weights: an f16 scale d ~ N(0, d_std) and block_bytes - 2 bytes of random codes."""
     blocks = rows * cols // 32
-    raw = rng.integers(0, 256, size=(blocks, 18), dtype=np.uint8)
-    d = (rng.standard_normal(blocks).astype(np.float32) * 0.0025).astype(np.float16)
+    raw = rng.integers(0, 256, size=(blocks, block_bytes), dtype=np.uint8)
+    d = (rng.standard_normal(blocks).astype(np.float32) * d_std).astype(np.float16)
     raw[:, :2] = d.view(np.uint8).reshape(blocks, 2)
-    return raw.reshape(rows, cols // 32 * 18)
+    return raw.reshape(rows, cols // 32 * block_bytes)
+
+
+def q4_0(rows, cols, rng):
+    """Q4_0: d = N(0, 0.02) / 8, so values (q - 8) * d are about 0.02; 16 bytes of 4-bit codes."""
+    return blocks_of_32(rows, cols, rng, 18, 0.0025)
 
 
 def q8_0(rows, cols, rng):
-    """Random Q8_0 blocks: an f16 scale (values q * d of about 0.02 for q uniform in [-128, 127]) and 32 codes."""
-    blocks = rows * cols // 32
-    raw = rng.integers(0, 256, size=(blocks, 34), dtype=np.uint8)
-    d = (rng.standard_normal(blocks).astype(np.float32) * 0.00027).astype(np.float16)
-    raw[:, :2] = d.view(np.uint8).reshape(blocks, 2)
-    return raw.reshape(rows, cols // 32 * 34)
+    """Q8_0: values q * d of about 0.02 for q uniform in [-128, 127]; 32 bytes of 8-bit codes."""
+    return blocks_of_32(rows, cols, rng, 34, 0.00027)
 
 
 def main():
