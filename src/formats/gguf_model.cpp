@@ -18,8 +18,8 @@ using json = nlohmann::json;
 
 // ggml tensor types this loader reads.
 enum GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
-  kBF16 = 30
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11, kQ4_K = 12,
+  kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kBF16 = 30
 };
 
 float HalfToFloat(uint16_t h) {
@@ -113,7 +113,38 @@ Block DecodeGroup(uint32_t type, const uint8_t* row, int64_t g) {
   return out;
 }
 
-// The 256 values of a Q6_K super-block (groups of 16 with int8 scales: no exact MLX form), as (d sc) q in f32.
+// Types whose blocks have no exact affine form with groups of 32 (groups of 16 with their own scales and mins,
+// signed 6-bit scales, or a non-linear code book): a block's values are decoded to f32 as gguf-py's quants.py
+// computes them, and stored as f16.
+
+// Q2_K (84 bytes): 16 groups of 16, each with a 4-bit scale and min (d sc q - dmin m), 2-bit codes.
+void DecodeQ2K(const uint8_t* b, float* y) {
+  const uint8_t* scales = b;
+  const uint8_t* qs = b + 16;
+  const float d = HalfToFloat(Le16(b + 80)), dmin = HalfToFloat(Le16(b + 82));
+  for (int v = 0; v < 256; ++v) {  // v = 128 c + 32 s + l: bits 2s of byte 32 c + l
+    const int q = (qs[(v / 128) * 32 + v % 32] >> (2 * ((v / 32) % 4))) & 3;
+    const uint8_t sc = scales[v / 16];
+    y[v] = (d * static_cast<float>(sc & 0xF)) * static_cast<float>(q) - dmin * static_cast<float>(sc >> 4);
+  }
+}
+
+// Q3_K (110 bytes): 16 groups of 16 with signed 6-bit scales, 2-bit codes plus a high bit (set: no offset).
+void DecodeQ3K(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;
+  const uint8_t* qs = b + 32;
+  const uint8_t* sc = b + 96;
+  const float d = HalfToFloat(Le16(b + 108));
+  for (int v = 0; v < 256; ++v) {
+    const int j = v / 16;
+    const int scale = (((sc[j % 8] >> (4 * (j / 8))) & 0xF) | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+    const int low = (qs[(v / 128) * 32 + v % 32] >> (2 * ((v / 32) % 4))) & 3;
+    const int high = (hmask[v % 32] >> (v / 32)) & 1;
+    y[v] = (d * static_cast<float>(scale)) * static_cast<float>(low - 4 * (1 - high));
+  }
+}
+
+// Q6_K (210 bytes): 16 groups of 16 with int8 scales, 6-bit codes.
 void DecodeQ6K(const uint8_t* b, float* y) {
   const float d = HalfToFloat(Le16(b + 208));
   for (int n = 0; n < 2; ++n) {
@@ -133,6 +164,43 @@ void DecodeQ6K(const uint8_t* b, float* y) {
       o[l + 96] = (d * static_cast<float>(sc[is + 6])) * static_cast<float>(q4);
     }
   }
+}
+
+// The non-linear code book of IQ4_NL and IQ4_XS.
+constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// IQ4_NL (18 bytes, 32 values): d times the code book's entry; low nibbles are values 0-15, high ones 16-31.
+void DecodeIq4Nl(const uint8_t* b, float* y) {
+  const float d = HalfToFloat(Le16(b));
+  for (int v = 0; v < 32; ++v) y[v] = d * static_cast<float>(kIq4Values[(b[2 + v % 16] >> (4 * (v / 16))) & 0xF]);
+}
+
+// IQ4_XS (136 bytes): 8 groups of 32 with signed 6-bit scales (4 low bits packed in pairs, 2 high bits in a
+// 16-bit word), each group's codes as IQ4_NL's.
+void DecodeIq4Xs(const uint8_t* b, float* y) {
+  const float d = HalfToFloat(Le16(b));
+  const uint16_t high = Le16(b + 2);
+  for (int j = 0; j < 8; ++j) {
+    const int scale = (((b[4 + j / 2] >> (4 * (j % 2))) & 0xF) | (((high >> (2 * j)) & 3) << 4)) - 32;
+    const float dl = d * static_cast<float>(scale);
+    const uint8_t* qs = b + 8 + 16 * j;
+    for (int v = 0; v < 32; ++v) y[32 * j + v] = dl * static_cast<float>(kIq4Values[(qs[v % 16] >> (4 * (v / 16))) & 0xF]);
+  }
+}
+
+struct FloatBlocks {
+  uint32_t type;
+  int64_t values, bytes;
+  void (*decode)(const uint8_t* block, float* y);
+};
+constexpr FloatBlocks kFloatBlocks[] = {
+    {kQ2_K, 256, 84, DecodeQ2K},     {kQ3_K, 256, 110, DecodeQ3K},  {kQ6_K, 256, 210, DecodeQ6K},
+    {kIQ4_NL, 32, 18, DecodeIq4Nl}, {kIQ4_XS, 256, 136, DecodeIq4Xs},
+};
+const FloatBlocks* FloatBlocksOf(uint32_t type) {
+  for (const FloatBlocks& f : kFloatBlocks)
+    if (f.type == type) return &f;
+  return nullptr;
 }
 
 // f32 -> f16 bits, rounding to nearest even; false when |f| is beyond f16's range.
@@ -300,10 +368,12 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
       continue;
     }
     const size_t row_bytes = t.n_bytes / static_cast<size_t>(rows);
-    if (t.ggml_type == kQ6_K && t.shape.size() == 2) {  // f16 values (f32 where one leaves f16's range)
+    const FloatBlocks* fb = FloatBlocksOf(t.ggml_type);
+    if (fb && t.shape.size() == 2) {  // f16 values (f32 where one leaves f16's range)
       std::vector<float> v(static_cast<size_t>(rows * cols));
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t sb = 0; sb < cols / 256; ++sb) DecodeQ6K(base + src_row(r) * row_bytes + sb * 210, &v[r * cols + sb * 256]);
+        for (int64_t blk = 0; blk < cols / fb->values; ++blk)
+          fb->decode(base + src_row(r) * row_bytes + blk * fb->bytes, &v[r * cols + blk * fb->values]);
       std::vector<uint16_t> h(v.size());
       bool half = true;
       for (size_t i = 0; i < v.size() && half; ++i) half = ToHalf(v[i], &h[i]);
@@ -315,7 +385,7 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
     if (bits == 0 || t.shape.size() != 2)
       throw Error(where + " has type " + std::string(GgmlTypeName(t.ggml_type)) +
                   ", which is not supported for GGUF weights yet (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
-                  "Q4_K, Q5_K, Q6_K)");
+                  "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
     const int64_t groups = cols / 32;
     std::vector<uint32_t> packed(static_cast<size_t>(rows * cols * bits / 32));
     std::vector<float> scale(static_cast<size_t>(rows * groups)), bias(scale.size());

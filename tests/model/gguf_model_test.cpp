@@ -98,9 +98,11 @@ TEST(GgufModel, EveryTypeDequantizesAsGgufPy) {
         LlamaGguf({{"blk.0.ffn_up.weight", {uint64_t(cols), uint64_t(rows)}, c["ggml_type"].get<uint32_t>(), Hex(c["bytes"])}}),
         "test.gguf"));
     const MatRef m = MatRefOf(ck, "model.layers.0.mlp.up_proj", rows, cols);
-    // Exact everywhere (MLX affine holds the block formats exactly) but Q6_K: its groups of 16 have no MLX form,
-    // so its values are stored as f16 (relative rounding 2^-11, absolute 2^-25 for subnormals).
-    const double tol = name == "Q6_K" ? 4.9e-4 : 1e-6;
+    // Exact where MLX affine holds the block format exactly; the types without an affine form of groups of 32
+    // (Q2_K, Q3_K, Q6_K: groups of 16; IQ4_NL, IQ4_XS: a code book) have their values stored as f16 (relative
+    // rounding 2^-11, absolute 2^-25 for subnormals).
+    const bool as_f16 = name == "Q2_K" || name == "Q3_K" || name == "Q6_K" || name == "IQ4_NL" || name == "IQ4_XS";
+    const double tol = as_f16 ? 4.9e-4 : 1e-6;
     std::vector<float> row(cols);
     for (int64_t r = 0; r < rows; ++r) {
       backend::ref::DequantizeRow(m, r, row.data());
@@ -110,7 +112,7 @@ TEST(GgufModel, EveryTypeDequantizesAsGgufPy) {
     }
     ++seen;
   }
-  EXPECT_EQ(seen, 11);  // F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K
+  EXPECT_EQ(seen, 15);  // F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS
 }
 
 TEST(GgufModel, QuantizedTypesKeepHalfScalesWhereExactAndF32WhereNot) {
@@ -126,10 +128,10 @@ TEST(GgufModel, QuantizedTypesKeepHalfScalesWhereExactAndF32WhereNot) {
 }
 
 TEST(GgufModel, UnsupportedInputsGetOneClearError) {
-  const std::vector<uint8_t> q3k(110, 0);  // one Q3_K super-block (256 values)
-  std::string e = ErrorOf(LlamaGguf({{"blk.0.ffn_up.weight", {256, 1}, 11, q3k}}));
+  const std::vector<uint8_t> q8_1(36, 0);  // one Q8_1 block (32 values): an activation type, never weights
+  std::string e = ErrorOf(LlamaGguf({{"blk.0.ffn_up.weight", {32, 1}, 9, q8_1}}));
   EXPECT_NE(e.find("blk.0.ffn_up.weight"), std::string::npos) << e;
-  EXPECT_NE(e.find("Q3_K"), std::string::npos) << e;
+  EXPECT_NE(e.find("Q8_1"), std::string::npos) << e;
   const std::vector<uint8_t> f32(4 * 64, 0);
   e = ErrorOf(LlamaGguf({{"blk.0.mystery.weight", {64}, 0, f32}}));
   EXPECT_NE(e.find("'blk.0.mystery.weight' is not a tensor of a llama model"), std::string::npos) << e;

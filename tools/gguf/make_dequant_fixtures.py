@@ -9,9 +9,10 @@ gguf-py imports for vocabularies only):  python3 tools/gguf/make_dequant_fixture
 The committed fixture was written on the development VM (numpy 1.24.2); its legacy types are byte-identical to
 a run on the GPU machine.
 
-For each type: a [3, 64] tensor (two blocks per row; K-quants [3, 256], one super-block per row) of random block
-bytes, made valid and varied: scales are random f16 numbers of either sign and, for the legacy types, of several
-magnitudes (one subnormal, one large enough that -8 d or -128 d leaves f16), codes uniformly random. The fixture holds the bytes (hex) and gguf-py's float32 values.
+For each type: a [3, 64] tensor (two blocks per row; types of 256-value super-blocks (K-quants, IQ4_XS)
+[3, 256], one per row) of random block bytes, made valid and varied: scales are random f16 numbers of either sign
+and, for the legacy types, of several magnitudes (one subnormal, one large enough that -8 d or -128 d leaves
+f16), codes and packed sub-scales uniformly random. The fixture holds the bytes (hex) and gguf-py's float32 values.
 """
 import json
 import sys
@@ -48,6 +49,16 @@ def make(qtype, cols):
     if qtype == T.Q6_K:  # d last
         raw[:, 208:210] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
         return raw
+    if qtype == T.Q2_K:  # d and dmin last
+        raw[:, 80:82] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
+        raw[:, 82:84] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
+        return raw
+    if qtype == T.Q3_K:  # d last
+        raw[:, 108:110] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
+        return raw
+    if qtype in (T.IQ4_NL, T.IQ4_XS):  # d first
+        raw[:, 0:2] = half_bytes(rng.normal(0, 0.001, size=n_blocks))
+        return raw
     # d (and m for the _1 types): mixed magnitudes and signs; block 3 subnormal, block 4 large (8 d > 65504
     # for some types: the loader must then keep f32 scales)
     d = rng.normal(0, 0.02, size=n_blocks)
@@ -60,8 +71,10 @@ def make(qtype, cols):
 
 
 out = {}
-for qtype in (T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K):
-    cols = 256 if qtype in (T.Q4_K, T.Q5_K, T.Q6_K) else COLS  # K-quants: 256-value super-blocks
+# (New types go last: the random stream, and so the bytes of the types before them, stay as they were.)
+for qtype in (T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K,
+              T.Q2_K, T.Q3_K, T.IQ4_NL, T.IQ4_XS):
+    cols = GGML_QUANT_SIZES[qtype][0] if GGML_QUANT_SIZES[qtype][0] == 256 else COLS  # K-quants: super-blocks
     raw = make(qtype, cols)
     data = np.ascontiguousarray(raw).reshape(ROWS, -1)
     values = quants.dequantize(data, qtype).astype(np.float32).reshape(ROWS, cols)
