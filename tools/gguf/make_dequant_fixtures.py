@@ -29,6 +29,13 @@ def half_bytes(values):
     return np.asarray(values, dtype=np.float16).view(np.uint8).reshape(-1, 2)
 
 
+# Byte offsets of the f16 super-block scales (d, and dmin where the type has one) and their spread.
+SCALE_FIELDS = {
+    T.Q4_K: ((0, 0.01), (2, 0.01)), T.Q5_K: ((0, 0.01), (2, 0.01)), T.Q6_K: ((208, 0.01),),
+    T.Q2_K: ((80, 0.01), (82, 0.01)), T.Q3_K: ((108, 0.01),), T.IQ4_NL: ((0, 0.001),), T.IQ4_XS: ((0, 0.001),),
+}
+
+
 def make(qtype, cols):
     block, size = GGML_QUANT_SIZES[qtype]
     n_blocks = ROWS * cols // block
@@ -42,22 +49,9 @@ def make(qtype, cols):
         else:
             raw = (vals.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8).reshape(-1, 2)
         return raw
-    if qtype in (T.Q4_K, T.Q5_K):  # d and dmin: small f16 numbers of either sign; scales and codes random
-        raw[:, 0:2] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        raw[:, 2:4] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        return raw
-    if qtype == T.Q6_K:  # d last
-        raw[:, 208:210] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        return raw
-    if qtype == T.Q2_K:  # d and dmin last
-        raw[:, 80:82] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        raw[:, 82:84] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        return raw
-    if qtype == T.Q3_K:  # d last
-        raw[:, 108:110] = half_bytes(rng.normal(0, 0.01, size=n_blocks))
-        return raw
-    if qtype in (T.IQ4_NL, T.IQ4_XS):  # d first
-        raw[:, 0:2] = half_bytes(rng.normal(0, 0.001, size=n_blocks))
+    if qtype in SCALE_FIELDS:  # d (and dmin): small f16 numbers of either sign; sub-scales and codes random
+        for at, spread in SCALE_FIELDS[qtype]:
+            raw[:, at:at + 2] = half_bytes(rng.normal(0, spread, size=n_blocks))
         return raw
     # d (and m for the _1 types): mixed magnitudes and signs; block 3 subnormal, block 4 large (8 d > 65504
     # for some types: the loader must then keep f32 scales)
