@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -231,8 +232,38 @@ int BitsOf(uint32_t type) {
   }
 }
 
-// GGUF tensor name -> Hugging Face name for `llama`; empty when the table does not name it.
-std::string HfName(const std::string& g) {
+// What differs between the GGUF architectures this loader reads; everything else (metadata keys under the
+// architecture's prefix, tensor names) is shared.
+struct GgufArch {
+  std::string_view name;      // general.architecture, and the prefix of its metadata keys
+  const char* model_type;     // Hugging Face's
+  const char* hf_class;
+  bool permuted_qk;           // llama.cpp's converter interleaved each head's q/k rows (its non-NeoX rope)
+  bool fused;                 // q/k/v in one attn_qkv, gate and up in one ffn_up (phi3)
+  bool qk_norm;               // attn_q_norm / attn_k_norm (qwen3)
+};
+constexpr GgufArch kArchs[] = {
+    {"llama", "llama", "LlamaForCausalLM", true, false, false},
+    {"qwen2", "qwen2", "Qwen2ForCausalLM", false, false, false},
+    {"qwen3", "qwen3", "Qwen3ForCausalLM", false, false, true},
+    {"phi3", "phi3", "Phi3ForCausalLM", false, true, false},
+};
+
+const GgufArch& ArchOf(const GgufFile& f) {
+  const std::string arch = f.GetString("general.architecture").value_or("");
+  for (const GgufArch& a : kArchs)
+    if (a.name == arch) return a;
+  throw Error(f.name() + ": general.architecture '" + arch +
+              "' is not supported for GGUF weights yet (llama, qwen2, qwen3, phi3)");
+}
+
+// Tensors that carry rope frequencies rather than weights (read into the config by ConfigFrom).
+bool IsRopeTable(const std::string& g) {
+  return g == "rope_freqs.weight" || g == "rope_factors_long.weight" || g == "rope_factors_short.weight";
+}
+
+// GGUF tensor name -> Hugging Face name for architecture `a`; empty when its table does not name it.
+std::string HfName(const GgufArch& a, const std::string& g) {
   static const std::map<std::string, std::string, std::less<>> kTop = {
       {"token_embd.weight", "model.embed_tokens.weight"},
       {"output_norm.weight", "model.norm.weight"},
@@ -243,8 +274,17 @@ std::string HfName(const std::string& g) {
       {"attn_q.weight", "self_attn.q_proj.weight"},         {"attn_k.weight", "self_attn.k_proj.weight"},
       {"attn_v.weight", "self_attn.v_proj.weight"},         {"attn_output.weight", "self_attn.o_proj.weight"},
       {"attn_q.bias", "self_attn.q_proj.bias"},             {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},             {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},              {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},             {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},          {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  static const std::map<std::string, std::string, std::less<>> kFused = {  // phi3
+      {"attn_norm.weight", "input_layernorm.weight"},       {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_qkv.weight", "self_attn.qkv_proj.weight"},     {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"ffn_up.weight", "mlp.gate_up_proj.weight"},         {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  static const std::map<std::string, std::string, std::less<>> kQkNorm = {  // qwen3
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
   };
   if (auto it = kTop.find(g); it != kTop.end()) return it->second;
   if (g.rfind("blk.", 0) != 0) return "";
@@ -252,54 +292,110 @@ std::string HfName(const std::string& g) {
   if (dot == std::string::npos || dot == 4) return "";
   const std::string layer = g.substr(4, dot - 4);
   if (layer.find_first_not_of("0123456789") != std::string::npos) return "";
-  auto it = kLayer.find(std::string_view(g).substr(dot + 1));
-  return it == kLayer.end() ? "" : "model.layers." + layer + "." + it->second;
+  const std::string_view rest = std::string_view(g).substr(dot + 1);
+  const auto lookup = [&](const auto& table) -> std::string {
+    auto it = table.find(rest);
+    return it == table.end() ? "" : "model.layers." + layer + "." + it->second;
+  };
+  std::string hf = lookup(a.fused ? kFused : kLayer);
+  if (hf.empty() && a.qk_norm) hf = lookup(kQkNorm);
+  return hf;
 }
 
-// The Hugging Face config.json the metadata (and the tensor list: tied output, vocabulary rows) of a `llama`
-// GGUF implies.
+// The values of a 1-dimensional F32 tensor (a rope table), or nothing when the file has no tensor `name`.
+std::optional<std::vector<double>> F32Vector(const GgufFile& f, const std::string& name) {
+  for (const GgufTensorInfo& t : f.tensors()) {
+    if (t.name != name) continue;
+    const std::string where = f.name() + ": tensor '" + name + "'";
+    if (t.ggml_type != kF32 || t.shape.size() != 1 || t.n_bytes != t.shape[0] * 4 ||
+        t.file_offset + t.n_bytes > f.bytes().size())
+      throw Error(where + " must be a vector of F32 values");
+    std::vector<double> v(t.shape[0]);
+    for (size_t i = 0; i < v.size(); ++i) {
+      float x;
+      std::memcpy(&x, f.bytes().data() + t.file_offset + 4 * i, 4);
+      if (!(x > 0) || !std::isfinite(x)) throw Error(where + ": entry " + std::to_string(i) + " is not a positive number");
+      v[i] = x;
+    }
+    return v;
+  }
+  return std::nullopt;
+}
+
+// The Hugging Face config.json the metadata (and the tensor list: tied output, vocabulary rows, rope tables)
+// of a GGUF implies.
 json ConfigFrom(const GgufFile& f) {
   const std::string& name = f.name();
+  const GgufArch& arch = ArchOf(f);
   bool tied = true;
   int64_t vocab_rows = 0;
   for (const GgufTensorInfo& t : f.tensors()) {
     if (t.name == "output.weight") tied = false;
     if (t.name == "token_embd.weight" && t.shape.size() == 2) vocab_rows = static_cast<int64_t>(t.shape[1]);
   }
-  const std::string arch = f.GetString("general.architecture").value_or("");
-  if (arch != "llama")
-    throw Error(name + ": general.architecture '" + arch + "' is not supported for GGUF weights yet (llama)");
+  const std::string p = std::string(arch.name) + ".";
   const auto need = [&](const std::string& key) {
-    const auto v = f.GetInt(key);
-    if (!v) throw Error(name + ": GGUF metadata '" + key + "' is missing");
+    const auto v = f.GetInt(p + key);
+    if (!v) throw Error(name + ": GGUF metadata '" + p + key + "' is missing");
     return *v;
   };
-  if (f.Has("llama.rope.scaling.type") && f.GetString("llama.rope.scaling.type").value_or("none") != "none")
-    throw Error(name + ": llama.rope.scaling.type '" + *f.GetString("llama.rope.scaling.type") +
-                "' is not supported for GGUF weights yet");
-  const int64_t hidden = need("llama.embedding_length"), heads = need("llama.attention.head_count");
-  const int64_t head_dim = f.GetInt("llama.attention.key_length").value_or(heads > 0 ? hidden / heads : 0);
+  const int64_t hidden = need("embedding_length"), heads = need("attention.head_count");
+  const int64_t head_dim = f.GetInt(p + "attention.key_length").value_or(heads > 0 ? hidden / heads : 0);
+  const int64_t context = f.GetInt(p + "context_length").value_or(4096);
   json c = {
-      {"architectures", {"LlamaForCausalLM"}},
-      {"model_type", "llama"},
+      {"architectures", {arch.hf_class}},
+      {"model_type", arch.model_type},
       {"hidden_size", hidden},
-      {"intermediate_size", need("llama.feed_forward_length")},
-      {"num_hidden_layers", need("llama.block_count")},
+      {"intermediate_size", need("feed_forward_length")},
+      {"num_hidden_layers", need("block_count")},
       {"num_attention_heads", heads},
-      {"num_key_value_heads", f.GetInt("llama.attention.head_count_kv").value_or(heads)},
+      {"num_key_value_heads", f.GetInt(p + "attention.head_count_kv").value_or(heads)},
       {"head_dim", head_dim},
-      {"vocab_size", f.GetInt("llama.vocab_size").value_or(vocab_rows)},
-      {"max_position_embeddings", f.GetInt("llama.context_length").value_or(4096)},
-      {"rms_norm_eps", f.GetFloat("llama.attention.layer_norm_rms_epsilon").value_or(1e-5)},
-      {"rope_theta", f.GetFloat("llama.rope.freq_base").value_or(10000.0)},
+      {"vocab_size", f.GetInt(p + "vocab_size").value_or(vocab_rows)},
+      {"max_position_embeddings", context},
+      {"rms_norm_eps", f.GetFloat(p + "attention.layer_norm_rms_epsilon").value_or(1e-5)},
+      {"rope_theta", f.GetFloat(p + "rope.freq_base").value_or(10000.0)},
       {"hidden_act", "silu"},
       {"tie_word_embeddings", tied},
   };
-  if (const auto rot = f.GetInt("llama.rope.dimension_count"); rot && head_dim > 0 && *rot != head_dim)
+  if (const auto rot = f.GetInt(p + "rope.dimension_count"); rot && head_dim > 0 && *rot != head_dim)
     c["partial_rotary_factor"] = static_cast<double>(*rot) / static_cast<double>(head_dim);
   if (const auto bos = f.GetInt("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = *bos;
   if (const auto eos = f.GetInt("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = *eos;
-  if (const auto sw = f.GetInt("llama.attention.sliding_window"); sw && *sw > 0) c["sliding_window"] = *sw;
+  if (const auto sw = f.GetInt(p + "attention.sliding_window"); sw && *sw > 0) c["sliding_window"] = *sw;
+  if (arch.name == "qwen2" || arch.name == "qwen3") c["use_sliding_window"] = c.contains("sliding_window");
+
+  // Rope scaling. Linear and YaRN as their metadata says; per-frequency tables as tensors: Phi-3's long and
+  // short factors (longrope), and Llama 3.1's rope_freqs, the divisors its converter computed from the llama3
+  // rule, which are longrope with one table for every length and no attention factor.
+  const std::string scaling = f.GetString(p + "rope.scaling.type").value_or("none");
+  const int64_t orig = f.GetInt(p + "rope.scaling.original_context_length").value_or(0);
+  if (scaling == "linear" || scaling == "yarn") {
+    const auto factor = f.GetFloat(p + "rope.scaling.factor");
+    if (!factor) throw Error(name + ": GGUF metadata '" + p + "rope.scaling.factor' is missing (rope scaling " + scaling + ")");
+    c["rope_scaling"] = {{"type", scaling}, {"factor", *factor}};
+    if (scaling == "yarn") {
+      if (orig <= 0) throw Error(name + ": GGUF metadata '" + p + "rope.scaling.original_context_length' is missing (yarn)");
+      c["rope_scaling"]["original_max_position_embeddings"] = orig;
+    }
+  } else if (scaling != "none") {
+    throw Error(name + ": " + p + "rope.scaling.type '" + scaling + "' is not supported for GGUF weights yet");
+  }
+  const auto freqs = F32Vector(f, "rope_freqs.weight");
+  const auto longf = F32Vector(f, "rope_factors_long.weight"), shortf = F32Vector(f, "rope_factors_short.weight");
+  if ((freqs || longf || shortf) && c.contains("rope_scaling"))
+    throw Error(name + ": both " + p + "rope.scaling.type and a rope factor tensor");
+  if (freqs) {
+    c["rope_scaling"] = {{"type", "longrope"}, {"long_factor", *freqs}, {"short_factor", *freqs},
+                         {"original_max_position_embeddings", context}, {"attention_factor", 1.0}};
+  } else if (longf || shortf) {
+    if (!longf || !shortf) throw Error(name + ": rope_factors_long.weight and rope_factors_short.weight come as a pair");
+    if (orig <= 0) throw Error(name + ": GGUF metadata '" + p + "rope.scaling.original_context_length' is missing (longrope)");
+    c["rope_scaling"] = {{"type", "longrope"}, {"long_factor", *longf}, {"short_factor", *shortf},
+                         {"original_max_position_embeddings", orig}};
+    c["original_max_position_embeddings"] = orig;
+    if (const auto af = f.GetFloat(p + "rope.scaling.attn_factor")) c["rope_scaling"]["attention_factor"] = *af;
+  }
   return c;
 }
 
@@ -325,6 +421,7 @@ ModelConfig GgufModelConfig(const GgufFile& f) { return ParseModelConfigJson(Con
 Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
   const std::string& name = f.name();
   json cj = ConfigFrom(f);
+  const GgufArch& arch = ArchOf(f);
   const int64_t head_dim = GgufModelConfig(f).head_dim;  // validated: > 0
 
   SafetensorsWriter w;
@@ -333,17 +430,17 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
   std::map<int, int> bits_count;  // how many matrices have each bit width: the most common is the default
   for (const GgufTensorInfo& t : f.tensors()) {
     const std::string where = name + ": tensor '" + t.name + "'";
-    if (t.name == "rope_freqs.weight")
-      throw Error(where + ": per-frequency rope factors (Llama 3.1 style) are not supported for GGUF weights yet");
-    const std::string hf = HfName(t.name);
-    if (hf.empty()) throw Error(where + " is not a tensor of a llama model");
+    if (IsRopeTable(t.name)) continue;  // in the config
+    const std::string hf = HfName(arch, t.name);
+    if (hf.empty()) throw Error(where + " is not a tensor of a " + std::string(arch.name) + " model");
     if (!seen.insert(hf).second) throw Error(where + " appears twice");
     if (t.shape.empty() || t.shape.size() > 2) throw Error(where + ": " + std::to_string(t.shape.size()) + " dimensions");
     const int64_t cols = static_cast<int64_t>(t.shape[0]);
     const int64_t rows = t.shape.size() == 2 ? static_cast<int64_t>(t.shape[1]) : 1;
     if (rows == 0 || cols == 0) throw Error(where + " has no elements");
     // q and k outputs (the rows of a matrix, the entries of a bias) go back into Hugging Face's rope order.
-    const bool permute = t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos;
+    const bool permute = arch.permuted_qk &&
+                         (t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos);
     const int64_t outputs = t.shape.size() == 2 ? rows : cols;
     if (permute && (head_dim % 2 != 0 || outputs % head_dim != 0))
       throw Error(where + ": " + std::to_string(outputs) + " outputs are not whole heads of " + std::to_string(head_dim));

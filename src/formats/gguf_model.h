@@ -4,17 +4,22 @@
 // safetensors and GGUF alike.
 //
 // Contract:
-//  - Architectures: `llama` (also Mistral models converted as llama). Anything else, rope scaling that needs a
-//    per-frequency table, or a tensor this table does not name throws pensieve::Error naming the file, the key
-//    or tensor.
+//  - Architectures: `llama` (also Mistral models converted as llama), `qwen2`, `qwen3` and `phi3` (Phi-3, Phi-3.5,
+//    Phi-4), one name table with the architectures' differences (phi3's fused attn_qkv and gate+up ffn_up,
+//    qwen3's q/k norms) as flags. Rope scaling: linear and YaRN from the metadata, Phi-3's long/short factor
+//    tensors (longrope) and Llama 3.1's rope_freqs divisors (as longrope with one table). Anything else, or a
+//    tensor the table does not name for the architecture, throws pensieve::Error naming the file, the key or
+//    tensor.
 //  - Tensor types: F32, F16 and BF16 stay float; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K and Q5_K are rewritten
 //    once, at load, as MLX affine quantization with groups of 32 (w = s q + b per group), which holds each of
 //    them exactly (Q4_0: s = d, b = -8 d; Q8_0: codes + 128, b = -128 d; the _1 types: s = d, b = m; the
 //    K-quants' sub-blocks: s = d sc, b = -dmin m), with f16 scales and biases where all are exact in f16, else
-//    f32. Q6_K (groups of 16, no MLX form) becomes f16 values (f32 if one leaves f16's range): 2^-11 relative
-//    rounding on top of the file's. Other types get an error naming the tensor and its type.
+//    f32. Q2_K, Q3_K, Q6_K, IQ4_NL and IQ4_XS (groups of 16 or a code book: no MLX form) become f16 values (f32
+//    if one leaves f16's range): 2^-11 relative rounding on top of the file's. Other types get an error naming
+//    the tensor and its type.
 //  - llama.cpp stores the q and k rows of `llama` models in the interleaved rope order (its converter permutes
-//    Hugging Face's); they are put back into Hugging Face's order here.
+//    Hugging Face's); they are put back into Hugging Face's order here. The other architectures are stored in
+//    Hugging Face's order (NeoX rope).
 //  - The rewritten tensors live in memory the returned store owns; the GGUF file is not kept mapped.
 #include <string>
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -28,12 +29,14 @@ struct Tensor {
   std::vector<uint8_t> data;
 };
 
-// A `llama` GGUF with hidden size 64, one layer, 4 heads (head_dim 16) and the given tensors.
+// A GGUF of architecture `arch` (default `llama`) with hidden size 64, one layer, 4 heads (head_dim 16) and the
+// given tensors.
 std::vector<uint8_t> LlamaGguf(const std::vector<Tensor>& tensors, const std::string& arch = "llama") {
   test::GgufWriter w;
-  const std::vector<std::pair<std::string, uint32_t>> ints = {{"llama.embedding_length", 64}, {"llama.block_count", 1},
-                                                              {"llama.feed_forward_length", 3},
-                                                              {"llama.attention.head_count", 4}, {"llama.vocab_size", 8}};
+  const std::string p = arch + ".";
+  const std::vector<std::pair<std::string, uint32_t>> ints = {{p + "embedding_length", 64}, {p + "block_count", 1},
+                                                              {p + "feed_forward_length", 3},
+                                                              {p + "attention.head_count", 4}, {p + "vocab_size", 8}};
   w.Header(tensors.size(), ints.size() + 1);
   w.Str("general.architecture").U32(8).Str(arch);
   for (const auto& [k, v] : ints) w.Str(k).U32(4).U32(v);
@@ -144,6 +147,35 @@ TEST(GgufModel, UnsupportedInputsGetOneClearError) {
   EXPECT_NE(e.find("not whole heads"), std::string::npos) << e;
   e = ErrorOf(LlamaGguf({{"blk.0.attn_norm.weight", {64}, 0, f32}, {"blk.0.attn_norm.weight", {64}, 0, f32}}));
   EXPECT_NE(e.find("appears twice"), std::string::npos) << e;
+}
+
+TEST(GgufModel, EachArchitectureNamesItsOwnTensors) {
+  const std::vector<uint8_t> vec(4 * 16, 0);  // F32 [16]
+  // q/k norms are qwen3's alone; phi3 fuses gate and up into ffn_up and has no ffn_gate.
+  std::string e = ErrorOf(LlamaGguf({{"blk.0.attn_q_norm.weight", {16}, 0, vec}}));
+  EXPECT_NE(e.find("'blk.0.attn_q_norm.weight' is not a tensor of a llama model"), std::string::npos) << e;
+  const Checkpoint q3 = LoadGgufCheckpoint(*GgufFile::Parse(LlamaGguf({{"blk.0.attn_q_norm.weight", {16}, 0, vec}}, "qwen3"), "q"));
+  EXPECT_TRUE(q3.store.Has("model.layers.0.self_attn.q_norm.weight"));
+  EXPECT_EQ(q3.config.arch, Architecture::kQwen3);
+  e = ErrorOf(LlamaGguf({{"blk.0.ffn_gate.weight", {64, 3}, 0, std::vector<uint8_t>(4 * 64 * 3, 0)}}, "phi3"));
+  EXPECT_NE(e.find("is not a tensor of a phi3 model"), std::string::npos) << e;
+  const Checkpoint phi = LoadGgufCheckpoint(
+      *GgufFile::Parse(LlamaGguf({{"blk.0.ffn_up.weight", {64, 6}, 0, std::vector<uint8_t>(4 * 64 * 6, 0)}}, "phi3"), "p"));
+  EXPECT_TRUE(phi.store.Has("model.layers.0.mlp.gate_up_proj.weight"));
+  // Phi-3's rope tables come as a pair; Llama 3.1's rope_freqs become the config's per-frequency divisors.
+  std::vector<uint8_t> ones(4 * 8);
+  for (size_t i = 0; i < 8; ++i) {
+    const float v = 1.0f + static_cast<float>(i);
+    std::memcpy(ones.data() + 4 * i, &v, 4);
+  }
+  e = ErrorOf(LlamaGguf({{"rope_factors_long.weight", {8}, 0, ones}}, "phi3"));
+  EXPECT_NE(e.find("come as a pair"), std::string::npos) << e;
+  const Checkpoint l31 = LoadGgufCheckpoint(*GgufFile::Parse(LlamaGguf({{"rope_freqs.weight", {8}, 0, ones}}), "l"));
+  ASSERT_EQ(l31.config.rope_scaling.long_factor.size(), 8u);
+  EXPECT_EQ(l31.config.rope_scaling.long_factor[7], 8.0);
+  EXPECT_EQ(l31.config.rope_scaling.attention_factor, 1.0);
+  e = ErrorOf(LlamaGguf({}, "qwen2moe"));
+  EXPECT_NE(e.find("general.architecture 'qwen2moe' is not supported"), std::string::npos) << e;
 }
 
 TEST(GgufModel, RealFileLoadsWithItsConfig) {

@@ -58,7 +58,8 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {};
 using RowCheck = std::function<void(const float* got, const float* want, int64_t V, const std::string& where)>;
 
 // The case's prefill (all rows) and its cached decode steps on the CPU backend; `check` sees every logits row.
-void RunCase(const GoldenCase& c, backend::cpu::AffineMath math, const RowCheck& check) {
+// The model comes from the case's folder, or from `model` (a GGUF file of the same weights) where given.
+void RunCase(const GoldenCase& c, backend::cpu::AffineMath math, const RowCheck& check, const std::string& model = "") {
   const std::string dir = test::FixturesDir() + "/golden/" + c.name;
   TensorStore expected = TensorStore::Open(dir + "/expected.safetensors");
   const TensorView& prompt_t = expected.Get("prompt_ids");
@@ -71,11 +72,11 @@ void RunCase(const GoldenCase& c, backend::cpu::AffineMath math, const RowCheck&
   backend::cpu::CpuBackend be(2, math);
   LoadOptions opts;
   opts.kv_budget_bytes = 16 << 20;
-  auto model = Model::Load(dir, be, opts);
-  const int64_t V = model->config().vocab_size;
+  auto m = Model::Load(model.empty() ? dir : model, be, opts);
+  const int64_t V = m->config().vocab_size;
   ASSERT_EQ(prefill_t.dim(1), V);
 
-  engine::Sequences seqs(*model);
+  engine::Sequences seqs(*m);
   int seq = seqs.New();
   std::vector<float> logits(prompt.size() * V);
   engine::Sequences::Item item{seq, prompt, Logits::kAll};
@@ -103,11 +104,10 @@ double Kl(const float* got, const float* want, int64_t n) {
   return kl;
 }
 
-TEST_P(GoldenTest, LogitsMatchTransformers) {
-  const GoldenCase& c = GetParam();
+// The case held to f32 accuracy (the manifest allows 1e-2 for bf16/quantized weights, but the reference used
+// the same rounded weights), from its folder or from the GGUF file `model`.
+void ExpectTransformersLogits(const GoldenCase& c, const std::string& model = "") {
   double worst = 0;
-  // The f32 kernels: the manifest allows 1e-2 for bf16/quantized weights, but the reference used the same
-  // rounded weights, so we hold every case to f32 accuracy.
   RunCase(c, backend::cpu::AffineMath::kFloat, [&](const float* got, const float* want, int64_t V, const std::string& where) {
     const double err = RelL2(got, want, V);
     EXPECT_LE(err, std::min(c.tolerance, 1e-4)) << where;
@@ -116,10 +116,36 @@ TEST_P(GoldenTest, LogitsMatchTransformers) {
       EXPECT_EQ(Top(got, V).first, want_id) << where << " (reference margin " << margin << ")";
     }
     worst = std::max(worst, err);
-  });
-  RecordProperty("worst_rel_l2", std::to_string(worst));
-  std::printf("[ golden   ] %-20s worst row rel L2 %.3g (manifest tolerance %.0e, enforced %.0e)\n", c.name.c_str(),
-              worst, c.tolerance, std::min(c.tolerance, 1e-4));
+  }, model);
+  ::testing::Test::RecordProperty("worst_rel_l2", std::to_string(worst));
+  std::printf("[ golden   ] %-20s%s worst row rel L2 %.3g (manifest tolerance %.0e, enforced %.0e)\n", c.name.c_str(),
+              model.empty() ? "" : " (GGUF)", worst, c.tolerance, std::min(c.tolerance, 1e-4));
+}
+
+TEST_P(GoldenTest, LogitsMatchTransformers) { ExpectTransformersLogits(GetParam()); }
+
+// The same models as GGUF files written by llama.cpp's converter (tools/gguf/make_arch_fixtures.py): each
+// architecture's names, metadata, q/k order and rope tables as the peer writes them must give transformers'
+// logits.
+std::vector<GoldenCase> GgufCases() {
+  std::ifstream in(test::FixturesDir() + "/golden/gguf/manifest.json");
+  if (!in) return {};
+  std::vector<GoldenCase> out;
+  const nlohmann::json manifest = nlohmann::json::parse(in);
+  for (const auto& name : manifest["cases"])
+    for (const GoldenCase& c : Cases())
+      if (c.name == name.get<std::string>()) out.push_back(c);
+  return out;
+}
+class GoldenFromGgufTest : public ::testing::TestWithParam<GoldenCase> {};
+TEST_P(GoldenFromGgufTest, LlamaCppConversionGivesTransformersLogits) {
+  ExpectTransformersLogits(GetParam(), test::FixturesDir() + "/golden/gguf/" + GetParam().name + ".gguf");
+}
+TEST(GoldenFromGguf, EveryArchitectureHasAFile) {
+  std::vector<std::string> names;
+  for (const GoldenCase& c : GgufCases()) names.push_back(c.name);
+  for (const char* want : {"llama3_rope", "qwen2", "qwen3", "phi3", "phi3_longrope"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
 }
 
 // The integer kernels on the quantized cases: the error they add to the f32 answer, in the metrics issue 11
@@ -170,6 +196,9 @@ TEST_P(GoldenInt8Test, Int8KernelsStayNearTransformers) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest, ::testing::ValuesIn(Cases()),
                          [](const auto& info) { return info.param.name; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenTest);
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenFromGgufTest, ::testing::ValuesIn(GgufCases()),
+                         [](const auto& info) { return info.param.name; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenFromGgufTest);
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenInt8Test, ::testing::ValuesIn(QuantizedCases()),
                          [](const auto& info) { return info.param.name; });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenInt8Test);
