@@ -57,9 +57,10 @@ void RunInfo(const InfoOptions& opt) {
   std::map<std::string, int> gguf_types;
   uint64_t gguf_bytes = 0;
   if (gguf) {
-    const auto f = GgufFile::Open(opt.path);
-    for (const GgufTensorInfo& t : f->tensors()) gguf_types[GgmlTypeName(t.ggml_type)]++;
-    gguf_bytes = f->bytes().size();
+    for (const auto& f : OpenGgufParts(opt.path)) {  // every part of a split file
+      for (const GgufTensorInfo& t : f->tensors()) gguf_types[GgmlTypeName(t.ggml_type)]++;
+      gguf_bytes += f->bytes().size();
+    }
   }
   Checkpoint ck = gguf ? LoadGgufCheckpoint(opt.path)
                        : Checkpoint{LoadModelConfig(is_dir ? opt.path : fs::path(opt.path).parent_path().string()),

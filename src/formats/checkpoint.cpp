@@ -12,7 +12,7 @@ Checkpoint OpenCheckpoint(const std::string& path) {
 }
 
 ModelConfig ReadCheckpointConfig(const std::string& path) {
-  return IsGgufFile(path) ? GgufModelConfig(*GgufFile::Open(path)) : LoadModelConfig(path);
+  return IsGgufFile(path) ? GgufModelConfig(path) : LoadModelConfig(path);
 }
 
 }  // namespace pensieve

@@ -1,11 +1,15 @@
 #include "formats/gguf_model.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 
 #include <nlohmann/json.hpp>
 
@@ -302,9 +306,28 @@ std::string HfName(const GgufArch& a, const std::string& g) {
   return hf;
 }
 
-// The values of a 1-dimensional F32 tensor (a rope table), or nothing when the file has no tensor `name`.
-std::optional<std::vector<double>> F32Vector(const GgufFile& f, const std::string& name) {
-  for (const GgufTensorInfo& t : f.tensors()) {
+// "-0000i-of-0000n.gguf": how llama.cpp's gguf-split names part i (1-based) of n.
+std::string SplitSuffix(int64_t i, int64_t n) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "-%05lld-of-%05lld.gguf", static_cast<long long>(i), static_cast<long long>(n));
+  return buf;
+}
+
+// The files of one model: a single GGUF, or the parts of a split one in order (metadata in the first).
+using Parts = std::span<const GgufFile* const>;
+
+// Calls f(file, tensor) for every tensor of every part.
+template <typename F>
+void ForEachTensor(Parts parts, F&& f) {
+  for (const GgufFile* file : parts)
+    for (const GgufTensorInfo& t : file->tensors()) f(*file, t);
+}
+
+// The values of a 1-dimensional F32 tensor (a rope table), or nothing when no part has a tensor `name`.
+std::optional<std::vector<double>> F32Vector(Parts parts, const std::string& name) {
+  for (const GgufFile* part : parts)
+  for (const GgufTensorInfo& t : part->tensors()) {
+    const GgufFile& f = *part;
     if (t.name != name) continue;
     const std::string where = f.name() + ": tensor '" + name + "'";
     if (t.ggml_type != kF32 || t.shape.size() != 1 || t.n_bytes != t.shape[0] * 4 ||
@@ -324,15 +347,16 @@ std::optional<std::vector<double>> F32Vector(const GgufFile& f, const std::strin
 
 // The Hugging Face config.json the metadata (and the tensor list: tied output, vocabulary rows, rope tables)
 // of a GGUF implies.
-json ConfigFrom(const GgufFile& f) {
+json ConfigFrom(Parts parts) {
+  const GgufFile& f = *parts[0];
   const std::string& name = f.name();
   const GgufArch& arch = ArchOf(f);
   bool tied = true;
   int64_t vocab_rows = 0;
-  for (const GgufTensorInfo& t : f.tensors()) {
+  ForEachTensor(parts, [&](const GgufFile&, const GgufTensorInfo& t) {
     if (t.name == "output.weight") tied = false;
     if (t.name == "token_embd.weight" && t.shape.size() == 2) vocab_rows = static_cast<int64_t>(t.shape[1]);
-  }
+  });
   const std::string p = std::string(arch.name) + ".";
   const auto need = [&](const std::string& key) {
     const auto v = f.GetInt(p + key);
@@ -381,8 +405,8 @@ json ConfigFrom(const GgufFile& f) {
   } else if (scaling != "none") {
     throw Error(name + ": " + p + "rope.scaling.type '" + scaling + "' is not supported for GGUF weights yet");
   }
-  const auto freqs = F32Vector(f, "rope_freqs.weight");
-  const auto longf = F32Vector(f, "rope_factors_long.weight"), shortf = F32Vector(f, "rope_factors_short.weight");
+  const auto freqs = F32Vector(parts, "rope_freqs.weight");
+  const auto longf = F32Vector(parts, "rope_factors_long.weight"), shortf = F32Vector(parts, "rope_factors_short.weight");
   if ((freqs || longf || shortf) && c.contains("rope_scaling"))
     throw Error(name + ": both " + p + "rope.scaling.type and a rope factor tensor");
   if (freqs) {
@@ -414,23 +438,64 @@ bool IsGgufFile(const std::string& path) {
   return in.read(magic, 4) && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-Checkpoint LoadGgufCheckpoint(const std::string& path) { return LoadGgufCheckpoint(*GgufFile::Open(path)); }
+std::vector<std::unique_ptr<GgufFile>> OpenGgufParts(const std::string& path) {
+  std::vector<std::unique_ptr<GgufFile>> parts;
+  parts.push_back(GgufFile::Open(path));
+  const int64_t count = parts[0]->GetInt("split.count").value_or(1);
+  if (count <= 1) return parts;
+  if (const int64_t no = parts[0]->GetInt("split.no").value_or(0); no != 0)
+    throw Error(path + ": this is part " + std::to_string(no + 1) + " of a split GGUF of " + std::to_string(count) +
+                "; give the first part, PREFIX" + SplitSuffix(1, count));
+  if (count > 99999) throw Error(path + ": split.count " + std::to_string(count) + " is implausible");
+  // llama.cpp (gguf-split) names part i of n PREFIX-%05d-of-%05d.gguf.
+  const std::string first = SplitSuffix(1, count);
+  if (path.size() <= first.size() || path.compare(path.size() - first.size(), first.size(), first) != 0)
+    throw Error(path + ": the first part of a split GGUF of " + std::to_string(count) + " parts must be named PREFIX" +
+                first + " (the other parts are found by that name)");
+  const std::string prefix = path.substr(0, path.size() - first.size());
+  for (int64_t i = 2; i <= count; ++i) {
+    const std::string part = prefix + SplitSuffix(i, count);
+    if (::access(part.c_str(), R_OK) != 0)
+      throw Error(path + ": part " + std::to_string(i) + " of " + std::to_string(count) + " is missing: " + part);
+    parts.push_back(GgufFile::Open(part));
+    if (parts.back()->GetInt("split.no").value_or(-1) != i - 1 || parts.back()->GetInt("split.count").value_or(-1) != count)
+      throw Error(part + ": split.no / split.count do not say part " + std::to_string(i) + " of " + std::to_string(count));
+  }
+  return parts;
+}
 
-ModelConfig GgufModelConfig(const GgufFile& f) { return ParseModelConfigJson(ConfigFrom(f), f.name() + " (GGUF metadata)"); }
+namespace {
 
-Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
-  const std::string& name = f.name();
-  json cj = ConfigFrom(f);
-  const GgufArch& arch = ArchOf(f);
-  const int64_t head_dim = GgufModelConfig(f).head_dim;  // validated: > 0
+// The files' pointers, for Parts.
+std::vector<const GgufFile*> PointersOf(const std::vector<std::unique_ptr<GgufFile>>& parts) {
+  std::vector<const GgufFile*> out;
+  for (const auto& p : parts) out.push_back(p.get());
+  return out;
+}
+
+// A file loaded on its own must be the whole model.
+void RequireWhole(const GgufFile& f) {
+  if (const int64_t count = f.GetInt("split.count").value_or(1); count > 1)
+    throw Error(f.name() + ": one part of a split GGUF of " + std::to_string(count) + " parts: open it by its path");
+}
+
+ModelConfig ConfigOf(Parts parts) {
+  return ParseModelConfigJson(ConfigFrom(parts), parts[0]->name() + " (GGUF metadata)");
+}
+
+Checkpoint LoadParts(Parts parts) {
+  const GgufFile& first = *parts[0];
+  json cj = ConfigFrom(parts);
+  const GgufArch& arch = ArchOf(first);
+  const int64_t head_dim = ConfigOf(parts).head_dim;  // validated: > 0
 
   SafetensorsWriter w;
   std::set<std::string> seen;
   json quant = json::object();
   std::map<int, int> bits_count;  // how many matrices have each bit width: the most common is the default
-  for (const GgufTensorInfo& t : f.tensors()) {
-    const std::string where = name + ": tensor '" + t.name + "'";
-    if (IsRopeTable(t.name)) continue;  // in the config
+  ForEachTensor(parts, [&](const GgufFile& f, const GgufTensorInfo& t) {
+    const std::string where = f.name() + ": tensor '" + t.name + "'";
+    if (IsRopeTable(t.name)) return;  // in the config
     const std::string hf = HfName(arch, t.name);
     if (hf.empty()) throw Error(where + " is not a tensor of a " + std::string(arch.name) + " model");
     if (!seen.insert(hf).second) throw Error(where + " appears twice");
@@ -462,7 +527,7 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
       }
       const DType dt = t.ggml_type == kF32 ? DType::kF32 : t.ggml_type == kF16 ? DType::kF16 : DType::kBF16;
       w.Add(hf, dt, shape, bytes);
-      continue;
+      return;
     }
     const size_t row_bytes = t.n_bytes / static_cast<size_t>(rows);
     const FloatBlocks* fb = FloatBlocksOf(t.ggml_type);
@@ -476,7 +541,7 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
       for (size_t i = 0; i < v.size() && half; ++i) half = ToHalf(v[i], &h[i]);
       if (half) w.Add(hf, DType::kF16, shape, std::as_bytes(std::span(h)));
       else w.Add(hf, DType::kF32, shape, std::as_bytes(std::span(v)));
-      continue;
+      return;
     }
     const int bits = BitsOf(t.ggml_type);
     if (bits == 0 || t.shape.size() != 2)
@@ -515,7 +580,7 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
     }
     quant[module] = {{"group_size", 32}, {"bits", bits}};
     ++bits_count[bits];
-  }
+  });
   if (!bits_count.empty()) {
     int common = bits_count.begin()->first;
     for (const auto& [b, n] : bits_count)
@@ -525,8 +590,26 @@ Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
       if (spec["bits"].get<int>() != common) q[module] = spec;
     cj["quantization"] = q;
   }
-  ModelConfig config = ParseModelConfigJson(cj, name + " (GGUF metadata)");
-  return {std::move(config), TensorStore::FromOwnedBytes(name, w.ToBytes())};
+  ModelConfig config = ParseModelConfigJson(cj, first.name() + " (GGUF metadata)");
+  return {std::move(config), TensorStore::FromOwnedBytes(first.name(), w.ToBytes())};
+}
+
+}  // namespace
+
+Checkpoint LoadGgufCheckpoint(const std::string& path) { return LoadParts(PointersOf(OpenGgufParts(path))); }
+
+ModelConfig GgufModelConfig(const std::string& path) { return ConfigOf(PointersOf(OpenGgufParts(path))); }
+
+ModelConfig GgufModelConfig(const GgufFile& f) {
+  RequireWhole(f);
+  const GgufFile* part[] = {&f};
+  return ConfigOf(part);
+}
+
+Checkpoint LoadGgufCheckpoint(const GgufFile& f) {
+  RequireWhole(f);
+  const GgufFile* part[] = {&f};
+  return LoadParts(part);
 }
 
 }  // namespace pensieve

@@ -21,7 +21,9 @@
 //    Hugging Face's); they are put back into Hugging Face's order here. The other architectures are stored in
 //    Hugging Face's order (NeoX rope).
 //  - The rewritten tensors live in memory the returned store owns; the GGUF file is not kept mapped.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "formats/checkpoint.h"
 
@@ -31,9 +33,16 @@ class GgufFile;
 
 // Whether `path` names a GGUF file (by its magic bytes), not a safetensors file or directory.
 bool IsGgufFile(const std::string& path);
+// A model in one GGUF file, or split by llama.cpp's gguf-split: `path` names the first part
+// (PREFIX-00001-of-0000N.gguf, split.no 0) and the others are opened by the same naming; a missing part, or a
+// part whose split.no / split.count disagree, is an error naming it.
+Checkpoint LoadGgufCheckpoint(const std::string& path);
+// The files of the model at `path` in order (one unless split), metadata and vocabulary in the first.
+std::vector<std::unique_ptr<GgufFile>> OpenGgufParts(const std::string& path);
+// From one file that is the whole model (a part of a split file is refused: open it by path).
 Checkpoint LoadGgufCheckpoint(const GgufFile& file);
 // The config alone (no tensor is read or converted), its quantization left out.
 ModelConfig GgufModelConfig(const GgufFile& file);
-Checkpoint LoadGgufCheckpoint(const std::string& path);
+ModelConfig GgufModelConfig(const std::string& path);
 
 }  // namespace pensieve

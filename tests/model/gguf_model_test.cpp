@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -31,14 +32,18 @@ struct Tensor {
 
 // A GGUF of architecture `arch` (default `llama`) with hidden size 64, one layer, 4 heads (head_dim 16) and the
 // given tensors.
-std::vector<uint8_t> LlamaGguf(const std::vector<Tensor>& tensors, const std::string& arch = "llama") {
+// `more` adds u32 keys (a split file's split.no and split.count); with `arch` empty, those are the only keys.
+std::vector<uint8_t> LlamaGguf(const std::vector<Tensor>& tensors, const std::string& arch = "llama",
+                               const std::vector<std::pair<std::string, uint32_t>>& more = {}) {
   test::GgufWriter w;
   const std::string p = arch + ".";
-  const std::vector<std::pair<std::string, uint32_t>> ints = {{p + "embedding_length", 64}, {p + "block_count", 1},
-                                                              {p + "feed_forward_length", 3},
-                                                              {p + "attention.head_count", 4}, {p + "vocab_size", 8}};
-  w.Header(tensors.size(), ints.size() + 1);
-  w.Str("general.architecture").U32(8).Str(arch);
+  std::vector<std::pair<std::string, uint32_t>> ints = {{p + "embedding_length", 64}, {p + "block_count", 1},
+                                                        {p + "feed_forward_length", 3},
+                                                        {p + "attention.head_count", 4}, {p + "vocab_size", 8}};
+  if (arch.empty()) ints.clear();
+  ints.insert(ints.end(), more.begin(), more.end());
+  w.Header(tensors.size(), ints.size() + (arch.empty() ? 0 : 1));
+  if (!arch.empty()) w.Str("general.architecture").U32(8).Str(arch);
   for (const auto& [k, v] : ints) w.Str(k).U32(4).U32(v);
   uint64_t offset = 0;
   for (const Tensor& t : tensors) {
@@ -176,6 +181,53 @@ TEST(GgufModel, EachArchitectureNamesItsOwnTensors) {
   EXPECT_EQ(l31.config.rope_scaling.attention_factor, 1.0);
   e = ErrorOf(LlamaGguf({}, "qwen2moe"));
   EXPECT_NE(e.find("general.architecture 'qwen2moe' is not supported"), std::string::npos) << e;
+}
+
+void WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+TEST(GgufModel, SplitFilesLoadFromTheFirstPart) {
+  // As llama.cpp's gguf-split writes them: every key in the first part, split.no / split.count in each, the
+  // tensors spread over the parts.
+  const std::string dir = ::testing::TempDir() + "/gguf_split";
+  std::filesystem::create_directories(dir);
+  const std::string first = dir + "/m-00001-of-00002.gguf", second = dir + "/m-00002-of-00002.gguf";
+  const std::vector<uint8_t> vec(4 * 64, 0);
+  WriteFile(first, LlamaGguf({{"blk.0.attn_norm.weight", {64}, 0, vec}}, "llama", {{"split.no", 0}, {"split.count", 2}}));
+  WriteFile(second, LlamaGguf({{"blk.0.ffn_norm.weight", {64}, 0, vec}, {"output.weight", {64, 8}, 0, std::vector<uint8_t>(4 * 64 * 8)}},
+                              "", {{"split.no", 1}, {"split.count", 2}}));
+  const Checkpoint c = LoadGgufCheckpoint(first);
+  EXPECT_TRUE(c.store.Has("model.layers.0.input_layernorm.weight"));
+  EXPECT_TRUE(c.store.Has("model.layers.0.post_attention_layernorm.weight"));
+  EXPECT_FALSE(c.config.tie_word_embeddings);  // output.weight is in the second part
+  EXPECT_FALSE(GgufModelConfig(first).tie_word_embeddings);
+  EXPECT_EQ(OpenGgufParts(first).size(), 2u);
+
+  const auto error_of = [](const std::string& path) -> std::string {
+    try {
+      LoadGgufCheckpoint(path);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  std::string e = error_of(second);
+  EXPECT_NE(e.find("part 2 of a split GGUF of 2"), std::string::npos) << e;
+  // A part that says it is another one, a missing part, a first part not named as gguf-split names it.
+  WriteFile(second, LlamaGguf({}, "", {{"split.no", 0}, {"split.count", 2}}));
+  e = error_of(first);
+  EXPECT_NE(e.find("do not say part 2 of 2"), std::string::npos) << e;
+  std::filesystem::remove(second);
+  e = error_of(first);
+  EXPECT_NE(e.find("part 2 of 2 is missing: " + second), std::string::npos) << e;
+  const std::string renamed = dir + "/m.gguf";
+  std::filesystem::copy_file(first, renamed, std::filesystem::copy_options::overwrite_existing);
+  e = error_of(renamed);
+  EXPECT_NE(e.find("must be named PREFIX-00001-of-00002.gguf"), std::string::npos) << e;
+  // Parsed from bytes, a part cannot find its siblings.
+  e = ErrorOf(LlamaGguf({}, "llama", {{"split.no", 0}, {"split.count", 2}}));
+  EXPECT_NE(e.find("open it by its path"), std::string::npos) << e;
 }
 
 TEST(GgufModel, RealFileLoadsWithItsConfig) {
