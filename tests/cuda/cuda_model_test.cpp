@@ -233,6 +233,55 @@ TEST(CudaGoldenTest, FixturesWithinTheirBar) {
   }
 }
 
+// Greedy ids of `n` steps after `prompt`, one token per step.
+std::vector<int32_t> GreedyIds(Model& m, const std::vector<int32_t>& prompt, size_t n) {
+  Sequences seqs(m);
+  const int seq = seqs.New();
+  std::vector<int32_t> out;
+  std::vector<int32_t> feed = prompt;
+  backend::SampleRow row;
+  row.params.temperature = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    Item it{seq, feed};
+    backend::SampleResult res;
+    seqs.Forward(std::span(&it, 1), std::span(&row, 1), std::span(&res, 1));
+    out.push_back(res.id);
+    feed = {res.id};
+  }
+  return out;
+}
+
+// The stories260K GGUF files (f32, Q8_0, Q4_0: the quantized ones load as affine groups of 32 with f16 scales,
+// which the GPU's 4-bit tensor-core and 8-bit kernels take): greedy ids equal the independent reference's (the
+// GGUF entries of stories260K-gguf.expected.json) and the CPU's.
+TEST(CudaStoriesTest, GgufFilesGreedyTokensEqualReferenceAndCpu) {
+  REQUIRE_GPU();
+  PENSIEVE_REQUIRE_TEST_DATA("models/stories260K/stories260K-Q4_0.gguf", "models/stories260K/stories260K-gguf.expected.json");
+  const std::string base = tp::TestData("models/stories260K/");
+  std::ifstream in(base + "stories260K-gguf.expected.json");
+  const auto j = nlohmann::json::parse(in);
+  backend::cpu::CpuBackend cpu(2, backend::cpu::AffineMath::kFloat);
+  auto gpu = Gpu();
+  LoadOptions o;
+  o.kv_budget_bytes = 8 << 20;
+  int files = 0;
+  for (const auto& entry : j["models"]) {
+    const std::string file = entry["file"];
+    SCOPED_TRACE(file);
+    auto mc = Model::Load(base + file, cpu, o), mg = Model::Load(base + file, *gpu, o);
+    for (const auto& g : entry["generate"]) {
+      const auto prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
+      const auto after = g["tokens_after_bos"].get<std::vector<int32_t>>();
+      const std::vector<int32_t> want(after.begin() + (prompt.size() - 1), after.end());
+      const auto got_gpu = GreedyIds(*mg, prompt, want.size());
+      EXPECT_EQ(got_gpu, want);
+      EXPECT_EQ(got_gpu, GreedyIds(*mc, prompt, want.size()));
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 3);
+}
+
 TEST(CudaStoriesTest, GreedyTokensEqualReferenceAndCpu) {
   REQUIRE_GPU();
   PENSIEVE_REQUIRE_TEST_DATA("models/stories260K");
@@ -248,23 +297,7 @@ TEST(CudaStoriesTest, GreedyTokensEqualReferenceAndCpu) {
     const auto prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
     const auto after = g["tokens_after_bos"].get<std::vector<int32_t>>();
     const std::vector<int32_t> want(after.begin() + (prompt.size() - 1), after.end());
-    auto greedy = [&](Model& m) {
-      Sequences seqs(m);
-      const int seq = seqs.New();
-      std::vector<int32_t> out;
-      std::vector<int32_t> feed = prompt;
-      backend::SampleRow row;
-      row.params.temperature = 0.0f;
-      for (size_t i = 0; i < want.size(); ++i) {
-        Item it{seq, feed};
-        backend::SampleResult res;
-        seqs.Forward(std::span(&it, 1), std::span(&row, 1), std::span(&res, 1));
-        out.push_back(res.id);
-        feed = {res.id};
-      }
-      return out;
-    };
-    const auto got_gpu = greedy(*mg), got_cpu = greedy(*mc);
+    const auto got_gpu = GreedyIds(*mg, prompt, want.size()), got_cpu = GreedyIds(*mc, prompt, want.size());
     EXPECT_EQ(got_gpu, want);
     EXPECT_EQ(got_gpu, got_cpu);
   }
