@@ -15,6 +15,7 @@
 
 #include "formats/gguf.h"
 #include "util/error.h"
+#include "util/parallel.h"
 
 namespace pensieve {
 namespace {
@@ -306,6 +307,9 @@ std::string HfName(const GgufArch& a, const std::string& g) {
   return hf;
 }
 
+// Rows of a tensor one conversion thread takes at least (an 8B model's load is mostly this conversion).
+constexpr int64_t kRowsPerThread = 256;
+
 // "-0000i-of-0000n.gguf": how llama.cpp's gguf-split names part i (1-based) of n.
 std::string SplitSuffix(int64_t i, int64_t n) {
   char buf[48];
@@ -526,21 +530,23 @@ Checkpoint LoadParts(Parts parts) {
         for (int64_t i = 0; i < cols; ++i) std::memcpy(bytes.data() + i * es, base + src_row(i) * es, es);
       }
       const DType dt = t.ggml_type == kF32 ? DType::kF32 : t.ggml_type == kF16 ? DType::kF16 : DType::kBF16;
-      w.Add(hf, dt, shape, bytes);
+      w.AddMoved(hf, dt, shape, std::move(bytes));
       return;
     }
     const size_t row_bytes = t.n_bytes / static_cast<size_t>(rows);
     const FloatBlocks* fb = FloatBlocksOf(t.ggml_type);
     if (fb && t.shape.size() == 2) {  // f16 values (f32 where one leaves f16's range)
       std::vector<float> v(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t blk = 0; blk < cols / fb->values; ++blk)
-          fb->decode(base + src_row(r) * row_bytes + blk * fb->bytes, &v[r * cols + blk * fb->values]);
+      ParallelRanges(rows, kRowsPerThread, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t blk = 0; blk < cols / fb->values; ++blk)
+            fb->decode(base + src_row(r) * row_bytes + blk * fb->bytes, &v[r * cols + blk * fb->values]);
+      });
       std::vector<uint16_t> h(v.size());
       bool half = true;
       for (size_t i = 0; i < v.size() && half; ++i) half = ToHalf(v[i], &h[i]);
-      if (half) w.Add(hf, DType::kF16, shape, std::as_bytes(std::span(h)));
-      else w.Add(hf, DType::kF32, shape, std::as_bytes(std::span(v)));
+      if (half) w.AddMoved(hf, DType::kF16, shape, std::move(h));
+      else w.AddMoved(hf, DType::kF32, shape, std::move(v));
       return;
     }
     const int bits = BitsOf(t.ggml_type);
@@ -548,35 +554,47 @@ Checkpoint LoadParts(Parts parts) {
       throw Error(where + " has type " + std::string(GgmlTypeName(t.ggml_type)) +
                   ", which is not supported for GGUF weights yet (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
                   "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
-    const int64_t groups = cols / 32;
-    std::vector<uint32_t> packed(static_cast<size_t>(rows * cols * bits / 32));
+    const int64_t groups = cols / 32, words = cols * bits / 32;  // rows own whole words (cols % 32 == 0)
+    // Scales and biases now (their type depends on their values); the codes are packed straight into the
+    // store's bytes when it is assembled, so an 8B model's codes are not held twice.
     std::vector<float> scale(static_cast<size_t>(rows * groups)), bias(scale.size());
-    for (int64_t r = 0; r < rows; ++r) {
-      const uint8_t* row = base + src_row(r) * row_bytes;
-      uint32_t* out = packed.data() + r * (cols * bits / 32);
-      for (int64_t g = 0; g < groups; ++g) {
-        const Block b = DecodeGroup(t.ggml_type, row, g);
-        scale[r * groups + g] = b.scale, bias[r * groups + g] = b.bias;
-        for (int j = 0; j < 32; ++j) {  // MLX packs codes as one little-endian bit stream per row
-          const int64_t bit = (g * 32 + j) * bits;
-          out[bit / 32] |= uint32_t{b.q[j]} << (bit % 32);
-          if (bit % 32 + bits > 32) out[bit / 32 + 1] |= uint32_t{b.q[j]} >> (32 - bit % 32);
+    ParallelRanges(rows, kRowsPerThread, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t g = 0; g < groups; ++g) {
+          const Block b = DecodeGroup(t.ggml_type, base + src_row(r) * row_bytes, g);
+          scale[r * groups + g] = b.scale, bias[r * groups + g] = b.bias;
         }
-      }
-    }
+    });
+    w.AddLazy(hf, DType::kU32, {rows, words}, [=, type = t.ggml_type](std::byte* dst, size_t) {
+      ParallelRanges(rows, kRowsPerThread, [&](int64_t r0, int64_t r1) {
+        std::vector<uint32_t> out(static_cast<size_t>(words));
+        for (int64_t r = r0; r < r1; ++r) {
+          const uint8_t* row = base + (permute ? GgufRowOf(r, head_dim) : r) * row_bytes;
+          std::fill(out.begin(), out.end(), 0u);
+          for (int64_t g = 0; g < groups; ++g) {
+            const Block b = DecodeGroup(type, row, g);
+            for (int j = 0; j < 32; ++j) {  // MLX packs codes as one little-endian bit stream per row
+              const int64_t bit = (g * 32 + j) * bits;
+              out[bit / 32] |= uint32_t{b.q[j]} << (bit % 32);
+              if (bit % 32 + bits > 32) out[bit / 32 + 1] |= uint32_t{b.q[j]} >> (32 - bit % 32);
+            }
+          }
+          std::memcpy(dst + r * words * 4, out.data(), static_cast<size_t>(words) * 4);
+        }
+      });
+    });
     // f16 scales and biases when every one is exact in f16 (the GPU's fast kernels read 16-bit ones).
     std::vector<uint16_t> s16(scale.size()), b16(bias.size());
     bool half = true;
     const auto exact = [](float f, uint16_t* h) { return ToHalf(f, h) && HalfToFloat(*h) == f; };
     for (size_t i = 0; i < scale.size() && half; ++i) half = exact(scale[i], &s16[i]) && exact(bias[i], &b16[i]);
     const std::string module = hf.substr(0, hf.size() - std::string(".weight").size());
-    w.Add(hf, DType::kU32, {rows, cols * bits / 32}, std::as_bytes(std::span(packed)));
     if (half) {
-      w.Add(module + ".scales", DType::kF16, {rows, groups}, std::as_bytes(std::span(s16)));
-      w.Add(module + ".biases", DType::kF16, {rows, groups}, std::as_bytes(std::span(b16)));
+      w.AddMoved(module + ".scales", DType::kF16, {rows, groups}, std::move(s16));
+      w.AddMoved(module + ".biases", DType::kF16, {rows, groups}, std::move(b16));
     } else {
-      w.Add(module + ".scales", DType::kF32, {rows, groups}, std::as_bytes(std::span(scale)));
-      w.Add(module + ".biases", DType::kF32, {rows, groups}, std::as_bytes(std::span(bias)));
+      w.AddMoved(module + ".scales", DType::kF32, {rows, groups}, std::move(scale));
+      w.AddMoved(module + ".biases", DType::kF32, {rows, groups}, std::move(bias));
     }
     quant[module] = {{"group_size", 32}, {"bits", bits}};
     ++bits_count[bits];

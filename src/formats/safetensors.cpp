@@ -405,6 +405,16 @@ void SafetensorsWriter::Add(const std::string& name, DType dtype, std::vector<in
                       [copy](std::byte* dst, size_t n) { std::memcpy(dst, copy->data(), n); }});
 }
 
+void SafetensorsWriter::AddHeld(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                                std::shared_ptr<const void> owner, const void* data, size_t size) {
+  size_t nbytes = CheckedBytes(name, dtype, shape);
+  if (size != nbytes)
+    throw Error("safetensors writer: tensor '" + name + "' given " + std::to_string(size) +
+                " bytes, its dtype and shape need " + std::to_string(nbytes));
+  entries_.push_back({name, dtype, std::move(shape), nbytes,
+                      [owner, data](std::byte* dst, size_t n) { std::memcpy(dst, data, n); }});
+}
+
 void SafetensorsWriter::AddLazy(const std::string& name, DType dtype, std::vector<int64_t> shape,
                                 Producer produce) {
   size_t nbytes = CheckedBytes(name, dtype, shape);

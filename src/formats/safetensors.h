@@ -171,6 +171,12 @@ class SafetensorsWriter {
   void SetMetadata(std::map<std::string, std::string> metadata) { metadata_ = std::move(metadata); }
   // Copies bytes (size must equal numel * dtype size; throws Error otherwise). For small tensors and tests.
   void Add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::span<const std::byte> bytes);
+  // Takes the bytes of `data` (moved in, not copied; its size must equal numel * dtype size).
+  template <class T>
+  void AddMoved(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<T> data) {
+    auto held = std::make_shared<const std::vector<T>>(std::move(data));
+    AddHeld(name, dtype, std::move(shape), held, held->data(), held->size() * sizeof(T));
+  }
   // Declares a tensor whose bytes `produce` fills when Write runs.
   void AddLazy(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce);
   // Writes the file (to path + ".tmp", then renames). Throws Error on I/O failure or duplicate names.
@@ -195,6 +201,9 @@ class SafetensorsWriter {
     size_t nbytes;
     Producer produce;
   };
+  // Add's check, then a tensor whose bytes are `size` bytes at `data`, kept alive by `owner`.
+  void AddHeld(const std::string& name, DType dtype, std::vector<int64_t> shape, std::shared_ptr<const void> owner,
+               const void* data, size_t size);
   std::string HeaderJson() const;
   std::vector<size_t> Layout() const;  // order of entries in the data area
   std::map<std::string, std::string> metadata_;
