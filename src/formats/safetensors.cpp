@@ -173,14 +173,20 @@ MappedFile MappedFile::FromMemory(const std::string& name, const std::byte* data
   return m;
 }
 
-void MappedFile::Evict(const void* p, size_t n) const {
-  if (!data_ || !owned_) return;
+namespace {
+// Drops the whole pages of [p, p + n) that lie inside [base, base + size) from memory (MADV_DONTNEED).
+void DropWholePages(const void* base, size_t size, const void* p, size_t n) {
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(data_));
-  const auto hi = std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(data_) + size_);
+  const auto lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(base));
+  const auto hi = std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(base) + size);
   const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;
-  // Read-only private mapping of a file never written: dropped pages come back from the file unchanged.
   if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+}  // namespace
+
+void MappedFile::Evict(const void* p, size_t n) const {
+  // Read-only private mapping of a file never written: dropped pages come back from the file unchanged.
+  if (data_ && owned_) DropWholePages(data_, size_, p, n);
 }
 
 MappedFile::~MappedFile() {
@@ -359,6 +365,9 @@ uint64_t TensorStore::TotalBytes() const {
 
 void TensorStore::Evict(const void* p, size_t n) const {
   for (const auto& f : files_) f->Evict(p, n);
+  // Bytes this store owns (a converted GGUF): the pages go back to the system and would read as zeros, which
+  // the contract allows (evicted bytes are not read again); the buffer stays allocated until the store goes.
+  if (owned_) DropWholePages(owned_->data(), owned_->size(), p, n);
 }
 
 uint64_t TensorStore::FileBytes() const {

@@ -147,7 +147,8 @@ class TensorStore {
   // The opened files, in load order.
   std::vector<std::string> Files() const;
   // Tensor bytes [p, p + n) are no longer read where they are (a backend copied them): the whole pages of the
-  // range that lie in a mapped file leave memory (MappedFile::Evict); bytes held in memory stay.
+  // range that lie in a mapped file leave memory (MappedFile::Evict) and are read from the file if touched; those
+  // in bytes the store owns (FromOwnedBytes) are released and read as zeros after; other memory stays.
   void Evict(const void* p, size_t n) const;
 
  private:

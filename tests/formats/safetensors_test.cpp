@@ -106,6 +106,23 @@ TEST(Safetensors, OddOffsetTensorGetsAlignedCopy) {
   EXPECT_EQ(st.Get("a").as<uint8_t>()[1], 'b');
 }
 
+TEST(Safetensors, EvictReleasesTheOwnedBytesOfATensor) {
+  // A converted GGUF lives in bytes the store owns; once a backend has copied a tensor, Evict gives its whole
+  // pages back (they read as zeros after), so the model is not resident twice. The bytes before and after the
+  // tensor's whole pages stay.
+  constexpr size_t kFloats = 1 << 20;  // 4 MiB
+  SafetensorsWriter w;
+  w.AddMoved("a", DType::kF32, {static_cast<int64_t>(kFloats)}, std::vector<float>(kFloats, 1.5f));
+  w.AddMoved("b", DType::kF32, {4}, std::vector<float>(4, 2.5f));
+  TensorStore store = TensorStore::FromOwnedBytes("mem", w.ToBytes());
+  const float* a = store.Get("a").as<float>();
+  const float* b = store.Get("b").as<float>();
+  store.Evict(a, kFloats * sizeof(float));
+  EXPECT_EQ(a[kFloats / 2], 0.0f);  // released: a fresh zero page
+  EXPECT_EQ(b[0], 2.5f);
+  EXPECT_EQ(b[3], 2.5f);
+}
+
 TEST(SafetensorsBad, FileShorterThan8Bytes) {
   TempDir dir;
   EXPECT_THAT(OpenError(dir, "abc"), HasSubstr("shorter than the 8-byte header length"));
