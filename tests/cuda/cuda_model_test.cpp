@@ -251,6 +251,19 @@ std::vector<int32_t> GreedyIds(Model& m, const std::vector<int32_t>& prompt, siz
   return out;
 }
 
+// For each entry of a stories260K reference's "generate" list: the GPU model's greedy ids after the prompt equal
+// the reference's and the CPU model's.
+void ExpectReferenceGreedyIds(Model& gpu, Model& cpu, const nlohmann::json& generate) {
+  for (const auto& g : generate) {
+    const auto prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
+    const auto after = g["tokens_after_bos"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> want(after.begin() + (prompt.size() - 1), after.end());
+    const auto got_gpu = GreedyIds(gpu, prompt, want.size());
+    EXPECT_EQ(got_gpu, want);
+    EXPECT_EQ(got_gpu, GreedyIds(cpu, prompt, want.size()));
+  }
+}
+
 // The stories260K GGUF files (f32, Q8_0, Q4_0: the quantized ones load as affine groups of 32 with f16 scales,
 // which the GPU's 4-bit tensor-core and 8-bit kernels take): greedy ids equal the independent reference's (the
 // GGUF entries of stories260K-gguf.expected.json) and the CPU's.
@@ -269,14 +282,7 @@ TEST(CudaStoriesTest, GgufFilesGreedyTokensEqualReferenceAndCpu) {
     const std::string file = entry["file"];
     SCOPED_TRACE(file);
     auto mc = Model::Load(base + file, cpu, o), mg = Model::Load(base + file, *gpu, o);
-    for (const auto& g : entry["generate"]) {
-      const auto prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
-      const auto after = g["tokens_after_bos"].get<std::vector<int32_t>>();
-      const std::vector<int32_t> want(after.begin() + (prompt.size() - 1), after.end());
-      const auto got_gpu = GreedyIds(*mg, prompt, want.size());
-      EXPECT_EQ(got_gpu, want);
-      EXPECT_EQ(got_gpu, GreedyIds(*mc, prompt, want.size()));
-    }
+    ExpectReferenceGreedyIds(*mg, *mc, entry["generate"]);
     ++files;
   }
   EXPECT_EQ(files, 3);
@@ -293,14 +299,7 @@ TEST(CudaStoriesTest, GreedyTokensEqualReferenceAndCpu) {
   LoadOptions o;
   o.kv_budget_bytes = 8 << 20;
   auto mc = Model::Load(base + "stories260K-hf", cpu, o), mg = Model::Load(base + "stories260K-hf", *gpu, o);
-  for (const auto& g : j["generate"]) {
-    const auto prompt = g["prompt_tokens"].get<std::vector<int32_t>>();
-    const auto after = g["tokens_after_bos"].get<std::vector<int32_t>>();
-    const std::vector<int32_t> want(after.begin() + (prompt.size() - 1), after.end());
-    const auto got_gpu = GreedyIds(*mg, prompt, want.size()), got_cpu = GreedyIds(*mc, prompt, want.size());
-    EXPECT_EQ(got_gpu, want);
-    EXPECT_EQ(got_gpu, got_cpu);
-  }
+  ExpectReferenceGreedyIds(*mg, *mc, j["generate"]);
 }
 
 TEST(CudaDemoTest, HeldOutGreedyOutputsEqualCpu) {
