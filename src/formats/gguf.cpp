@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/pages.h"
 #include "util/file.h"
 
 namespace pensieve {
@@ -235,6 +236,10 @@ std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path) {
   }
   f->ParseAll();
   return f;
+}
+
+void GgufFile::Release(const void* p, size_t n) const {
+  if (map_) DropWholePages(map_, map_size_, p, n);
 }
 
 GgufFile::~GgufFile() {

@@ -72,6 +72,9 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   std::span<const uint8_t> bytes() const { return bytes_; }
+  // Drops the mapped pages of bytes [p, p + n) from memory once they have been read (they come back from the
+  // file if touched again); nothing for bytes given to Parse.
+  void Release(const void* p, size_t n) const;
 
   const std::map<std::string, GgufValue, std::less<>>& metadata() const { return kv_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }

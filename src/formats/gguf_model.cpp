@@ -531,6 +531,7 @@ Checkpoint LoadParts(Parts parts) {
       }
       const DType dt = t.ggml_type == kF32 ? DType::kF32 : t.ggml_type == kF16 ? DType::kF16 : DType::kBF16;
       w.AddMoved(hf, dt, shape, std::move(bytes));
+      f.Release(base, t.n_bytes);  // copied: the file's pages need not stay resident beside the copy
       return;
     }
     const size_t row_bytes = t.n_bytes / static_cast<size_t>(rows);
@@ -542,6 +543,7 @@ Checkpoint LoadParts(Parts parts) {
           for (int64_t blk = 0; blk < cols / fb->values; ++blk)
             fb->decode(base + src_row(r) * row_bytes + blk * fb->bytes, &v[r * cols + blk * fb->values]);
       });
+      f.Release(base, t.n_bytes);
       std::vector<uint16_t> h(v.size());
       bool half = true;
       for (size_t i = 0; i < v.size() && half; ++i) half = ToHalf(v[i], &h[i]);
@@ -565,7 +567,8 @@ Checkpoint LoadParts(Parts parts) {
           scale[r * groups + g] = b.scale, bias[r * groups + g] = b.bias;
         }
     });
-    w.AddLazy(hf, DType::kU32, {rows, words}, [=, type = t.ggml_type](std::byte* dst, size_t) {
+    f.Release(base, t.n_bytes);  // read again (from the page cache) when the codes are packed
+    w.AddLazy(hf, DType::kU32, {rows, words}, [=, file = &f, type = t.ggml_type](std::byte* dst, size_t) {
       ParallelRanges(rows, kRowsPerThread, [&](int64_t r0, int64_t r1) {
         std::vector<uint32_t> out(static_cast<size_t>(words));
         for (int64_t r = r0; r < r1; ++r) {
@@ -582,6 +585,7 @@ Checkpoint LoadParts(Parts parts) {
           std::memcpy(dst + r * words * 4, out.data(), static_cast<size_t>(words) * 4);
         }
       });
+      file->Release(base, t.n_bytes);
     });
     // f16 scales and biases when every one is exact in f16 (the GPU's fast kernels read 16-bit ones).
     std::vector<uint16_t> s16(scale.size()), b16(bias.size());

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/pages.h"
 #include "util/file.h"
 
 namespace pensieve {
@@ -172,17 +173,6 @@ MappedFile MappedFile::FromMemory(const std::string& name, const std::byte* data
   m.owned_ = false;
   return m;
 }
-
-namespace {
-// Drops the whole pages of [p, p + n) that lie inside [base, base + size) from memory (MADV_DONTNEED).
-void DropWholePages(const void* base, size_t size, const void* p, size_t n) {
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto lo = std::max(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(base));
-  const auto hi = std::min(reinterpret_cast<uintptr_t>(p) + n, reinterpret_cast<uintptr_t>(base) + size);
-  const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;
-  if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-}
-}  // namespace
 
 void MappedFile::Evict(const void* p, size_t n) const {
   // Read-only private mapping of a file never written: dropped pages come back from the file unchanged.
