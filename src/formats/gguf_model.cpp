@@ -329,24 +329,25 @@ void ForEachTensor(Parts parts, F&& f) {
 
 // The values of a 1-dimensional F32 tensor (a rope table), or nothing when no part has a tensor `name`.
 std::optional<std::vector<double>> F32Vector(Parts parts, const std::string& name) {
-  for (const GgufFile* part : parts)
-  for (const GgufTensorInfo& t : part->tensors()) {
-    const GgufFile& f = *part;
-    if (t.name != name) continue;
-    const std::string where = f.name() + ": tensor '" + name + "'";
-    if (t.ggml_type != kF32 || t.shape.size() != 1 || t.n_bytes != t.shape[0] * 4 ||
-        t.file_offset + t.n_bytes > f.bytes().size())
-      throw Error(where + " must be a vector of F32 values");
-    std::vector<double> v(t.shape[0]);
-    for (size_t i = 0; i < v.size(); ++i) {
-      float x;
-      std::memcpy(&x, f.bytes().data() + t.file_offset + 4 * i, 4);
-      if (!(x > 0) || !std::isfinite(x)) throw Error(where + ": entry " + std::to_string(i) + " is not a positive number");
-      v[i] = x;
-    }
-    return v;
+  const GgufFile* file = nullptr;
+  const GgufTensorInfo* info = nullptr;
+  ForEachTensor(parts, [&](const GgufFile& f, const GgufTensorInfo& t) {
+    if (!info && t.name == name) file = &f, info = &t;
+  });
+  if (!info) return std::nullopt;
+  const GgufTensorInfo& t = *info;
+  const std::string where = file->name() + ": tensor '" + name + "'";
+  if (t.ggml_type != kF32 || t.shape.size() != 1 || t.n_bytes != t.shape[0] * 4 ||
+      t.file_offset + t.n_bytes > file->bytes().size())
+    throw Error(where + " must be a vector of F32 values");
+  std::vector<double> v(t.shape[0]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    float x;
+    std::memcpy(&x, file->bytes().data() + t.file_offset + 4 * i, 4);
+    if (!(x > 0) || !std::isfinite(x)) throw Error(where + ": entry " + std::to_string(i) + " is not a positive number");
+    v[i] = x;
   }
-  return std::nullopt;
+  return v;
 }
 
 // The Hugging Face config.json the metadata (and the tensor list: tied output, vocabulary rows, rope tables)
@@ -491,7 +492,7 @@ Checkpoint LoadParts(Parts parts) {
   const GgufFile& first = *parts[0];
   json cj = ConfigFrom(parts);
   const GgufArch& arch = ArchOf(first);
-  const int64_t head_dim = ConfigOf(parts).head_dim;  // validated: > 0
+  const int64_t head_dim = ParseModelConfigJson(cj, first.name() + " (GGUF metadata)").head_dim;  // validated: > 0
 
   SafetensorsWriter w;
   std::set<std::string> seen;
@@ -513,7 +514,8 @@ Checkpoint LoadParts(Parts parts) {
     const int64_t outputs = t.shape.size() == 2 ? rows : cols;
     if (permute && (head_dim % 2 != 0 || outputs % head_dim != 0))
       throw Error(where + ": " + std::to_string(outputs) + " outputs are not whole heads of " + std::to_string(head_dim));
-    const auto src_row = [&](int64_t r) { return permute ? GgufRowOf(r, head_dim) : r; };
+    // By value: the packing of the codes below runs later, when the store is assembled.
+    const auto src_row = [permute, head_dim](int64_t r) { return permute ? GgufRowOf(r, head_dim) : r; };
     if (t.n_bytes == 0 || t.file_offset + t.n_bytes > f.bytes().size())
       throw Error(where + " has type " + GgmlTypeName(t.ggml_type) + ", which is not supported for GGUF weights");
     const uint8_t* base = f.bytes().data() + t.file_offset;
@@ -572,7 +574,7 @@ Checkpoint LoadParts(Parts parts) {
       ParallelRanges(rows, kRowsPerThread, [&](int64_t r0, int64_t r1) {
         std::vector<uint32_t> out(static_cast<size_t>(words));
         for (int64_t r = r0; r < r1; ++r) {
-          const uint8_t* row = base + (permute ? GgufRowOf(r, head_dim) : r) * row_bytes;
+          const uint8_t* row = base + src_row(r) * row_bytes;
           std::fill(out.begin(), out.end(), 0u);
           for (int64_t g = 0; g < groups; ++g) {
             const Block b = DecodeGroup(type, row, g);
